@@ -1,0 +1,1 @@
+"""Compute: never imports napari, Qt or magicgui."""

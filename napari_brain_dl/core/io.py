@@ -1,0 +1,278 @@
+"""Read and write scans without ever losing their geometry.
+
+NIfTI and MGZ go through nibabel (its affine rule: sform when its code is set,
+else qform, else the header's pixel sizes); NRRD/MHA and DICOM series folders
+go through SimpleITK, whose LPS geometry is converted to RAS+ exactly.
+Writes are atomic: a temporary file beside the target, renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from .volume import Volume
+
+NIBABEL_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
+SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
+
+
+class ImageReadError(ValueError):
+    """A file or folder could not be read as a 3D scan; the message says why."""
+
+
+class SeriesChoiceError(ImageReadError):
+    """The input holds several volumes or series; `choices` lists them."""
+
+    def __init__(self, message: str, choices: list[str]) -> None:
+        super().__init__(message)
+        self.choices = choices
+
+
+def suffix_of(path: str | os.PathLike[str]) -> str:
+    """Lower-case suffix, treating ".nii.gz" as one."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def contrast_stem(path: str | os.PathLike[str]) -> str:
+    """File name without its image suffix ("sub-01_T1w.nii.gz" -> "sub-01_T1w")."""
+    name = Path(path).name
+    suffix = suffix_of(path)
+    return name[: len(name) - len(suffix)] if suffix else name
+
+
+def load(path: str | os.PathLike[str], *, volume_index: int | None = None,
+         series_uid: str | None = None, name: str | None = None) -> Volume:
+    """Load a NIfTI/MGZ/NRRD file or a DICOM series folder as a `Volume`.
+
+    Args:
+        path: File, or folder of DICOM files (a single .dcm file means its folder).
+        volume_index: Which volume of a 4D file to take (required for 4D input).
+        series_uid: Which series of a DICOM folder holding several.
+        name: Display name; defaults to the file stem.
+
+    Raises:
+        FileNotFoundError: The path does not exist.
+        ImageReadError: Unreadable, corrupt, 2D, ambiguous 4D / multi-series, or too large.
+
+    Example:
+        >>> vol = load("brats_gli_00001/t1c.nii.gz")  # doctest: +SKIP
+        >>> vol.shape, vol.axcodes
+        ((240, 240, 155), 'LPS')
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist.")
+    from .dicom import is_dicom_file, load_dicom_series  # SimpleITK loads only when needed
+
+    if path.is_dir() or is_dicom_file(path):
+        folder = path if path.is_dir() else path.parent
+        volume = load_dicom_series(folder, series_uid=series_uid)
+    elif suffix_of(path) in SITK_SUFFIXES:
+        volume = _load_sitk_file(path, volume_index)
+    else:
+        volume = _load_nibabel(path, volume_index)
+    volume.name = name or volume.name
+    _note_bad_values(volume)
+    return volume
+
+
+def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path} is an empty file (0 bytes).")
+    try:
+        img = nib.load(str(path))
+    except nib.filebasedimages.ImageFileError as exc:
+        raise ImageReadError(f"{path} is not a NIfTI, MGZ, NRRD or DICOM image ({exc}).") from exc
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt ({exc}).") from exc
+    shape = tuple(int(s) for s in img.shape)
+    index = _check_shape(path, shape, volume_index)
+    check_fits_in_memory(path, shape[:3], img.get_data_dtype())
+    try:
+        proxy = img.dataobj
+        data = np.asanyarray(proxy[..., index] if index is not None else proxy)
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt ({exc}).") from exc
+    data = data.reshape(shape[:3])
+    meta: dict[str, Any] = {"path": str(path.resolve()), "format": type(img).__name__}
+    warnings: list[str] = []
+    if isinstance(img, nib.Nifti1Image):
+        meta.update(_nifti_geometry_notes(img, warnings))
+    if index is not None:
+        meta["volume_index"] = index
+    return Volume(data, img.affine, name=contrast_stem(path), meta=meta, warnings=warnings)
+
+
+def _check_shape(path: Path, shape: tuple[int, ...], volume_index: int | None) -> int | None:
+    """Validate dimensionality; return the 4D index to take, if any."""
+    dims = [s for s in shape[3:] if s != 1]
+    if len(shape) < 3 or min(shape[:3]) < 2:
+        raise ImageReadError(f"{path} is a 2D image {shape}; a 3D volume is needed.")
+    if len(dims) > 1:
+        raise ImageReadError(f"{path} has {len(shape)} dimensions {shape}; only 3D and 4D are supported.")
+    if not dims:
+        return 0 if len(shape) > 3 else None
+    count = dims[0]
+    if volume_index is None:
+        raise SeriesChoiceError(
+            f"{path} is a 4D series of {count} volumes; choose one (0 to {count - 1}).",
+            [str(i) for i in range(count)])
+    if not 0 <= volume_index < count:
+        raise ImageReadError(f"{path}: volume {volume_index} does not exist (0 to {count - 1}).")
+    return volume_index
+
+
+def _nifti_geometry_notes(img: nib.Nifti1Image, warnings: list[str]) -> dict[str, Any]:
+    """Record which header affine was used and warn when qform and sform disagree."""
+    header = img.header
+    qform, qcode = header.get_qform(coded=True)
+    sform, scode = header.get_sform(coded=True)
+    source = "sform" if scode else "qform" if qcode else "pixdim"
+    if qform is not None and sform is not None and not np.allclose(qform, sform, atol=1e-3):
+        warnings.append(
+            f"qform and sform disagree (largest difference {np.abs(qform - sform).max():.2f} mm); "
+            "the sform is used, as nibabel, FSL and the NIfTI standard do.")
+    descrip = header["descrip"].tobytes().split(b"\0")[0].decode("latin-1").strip()
+    return {"affine_source": source, "qform_code": int(qcode), "sform_code": int(scode),
+            "description": descrip}
+
+
+def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:
+    import SimpleITK as sitk
+
+    from .dicom import volume_from_sitk
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise ImageReadError(f"{path} could not be read as an image ({str(exc).splitlines()[0]}).") from exc
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        raise ImageReadError(f"{path} holds vector or colour voxels; a scalar 3D volume is needed.")
+    if image.GetDimension() == 4:
+        size = image.GetSize()
+        index = _check_shape(path, tuple(size), volume_index)
+        image = image[:, :, :, index or 0]
+    elif image.GetDimension() != 3:
+        raise ImageReadError(f"{path} is a {image.GetDimension()}D image; a 3D volume is needed.")
+    return volume_from_sitk(image, name=contrast_stem(path),
+                            meta={"path": str(path.resolve()), "format": "SimpleITK"})
+
+
+def check_fits_in_memory(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any) -> None:
+    """Refuse a volume that would not fit comfortably in free memory."""
+    needed = int(np.prod(shape, dtype=np.int64)) * max(np.dtype(dtype).itemsize, 4)
+    available = available_memory_bytes()
+    if available and needed > 0.8 * available:
+        raise ImageReadError(
+            f"{path} needs about {needed / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB "
+            "of memory is free; crop or downsample it first.")
+
+
+def available_memory_bytes() -> int:
+    """Free memory as the kernel reports it (0 when unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _note_bad_values(volume: Volume) -> None:
+    data = volume.data
+    if np.issubdtype(data.dtype, np.complexfloating):
+        raise ImageReadError(f"{volume.meta.get('path', volume.name)} holds complex voxels; "
+                             "a magnitude image is needed.")
+    if np.issubdtype(data.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if bad:
+            volume.warnings.append(f"{bad} voxels are NaN or infinite; they are treated as 0 by models.")
+    if not np.any(data):
+        volume.warnings.append("Every voxel is zero: the image is empty.")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only on success.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False.
+        PermissionError: The folder cannot be written.
+
+    Example:
+        >>> with atomic_output("out.nii.gz", overwrite=True) as tmp:  # doctest: +SKIP
+        ...     nib.save(img, tmp)
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite (or choose another name) to replace it.")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"The output folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"The output folder {folder} is not writable.")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix_of(path) or ".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool = False,
+         description: str | None = None) -> Path:
+    """Write `volume` atomically with its exact affine (NIfTI, or NRRD/MHA via SimpleITK).
+
+    NIfTI output sets qform and sform to the same affine (codes copied from the
+    source when it was NIfTI, else "scanner"), so every reader agrees.
+
+    Example:
+        >>> save(vol.with_data(mask.astype(np.uint8)), "mask.nii.gz")  # doctest: +SKIP
+    """
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix not in WRITE_SUFFIXES:
+        raise ValueError(f"Cannot write {path.name}: use one of {', '.join(WRITE_SUFFIXES)}.")
+    data = np.asarray(volume.data)
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        if suffix in (".nii", ".nii.gz"):
+            nib.save(_to_nifti(volume, data, description), str(tmp))
+        else:
+            import SimpleITK as sitk
+
+            from .dicom import sitk_from_volume
+            sitk.WriteImage(sitk_from_volume(volume.with_data(data)), str(tmp), True)
+    return path
+
+
+def _to_nifti(volume: Volume, data: np.ndarray, description: str | None) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(data, volume.affine)
+    code = int(volume.meta.get("sform_code") or volume.meta.get("qform_code") or 1)
+    img.set_sform(volume.affine, code=code)
+    img.set_qform(volume.affine, code=code)
+    img.header.set_xyzt_units("mm", "sec")
+    text = description if description is not None else str(volume.meta.get("description", ""))
+    img.header["descrip"] = text.encode("latin-1", "replace")[:79]
+    return img
