@@ -1,0 +1,1 @@
+"""napari side of napari-brain-dl: the only subpackage that imports napari, Qt or magicgui."""

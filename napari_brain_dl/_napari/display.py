@@ -1,0 +1,280 @@
+"""Radiology-style display for a napari viewer.
+
+`install(viewer)` (idempotent) gives the viewer:
+
+* axial view first, radiological convention (patient left on screen right);
+  `set_convention(viewer, "neurological")` flips the horizontal screen axis
+  through ``viewer.camera.orientation`` (no data is copied);
+* coronal/sagittal views upright (superior at the top, anterior on the left);
+* orientation letters (R/L, A/P, S/I) at the edges of the image, kept on the
+  current slice and updated when the displayed axes or the convention change;
+* window/level: presets from `window_presets` ("brain", "auto", "full") and
+  **Ctrl + left-drag** on the canvas: horizontal drag changes the width,
+  vertical drag the level of the selected image layer (Ctrl keeps napari's
+  pan (left-drag) and zoom (wheel / right-drag) untouched);
+* new layers with this plugin's layer geometry (e.g. a labels layer created
+  with napari's "new labels" button over a scan) inherit the scan's geometry
+  record, so they save back onto its native grid.
+
+Layers are shown in voxel space reoriented to (S, P, L); see `layers.py`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+
+from .layers import GEOMETRY, same_display_grid
+
+LETTERS_LAYER = "orientation letters"
+#: Letters at the low and high index end of each display axis (S, P, L).
+AXIS_LETTERS = (("I", "S"), ("A", "P"), ("R", "L"))
+CONVENTIONS = ("radiological", "neurological")
+_STATES: dict[int, dict[str, Any]] = {}  # id(viewer) -> display state (cleared when it dies)
+
+
+def _state(viewer: Any) -> dict[str, Any] | None:
+    """Display state of `viewer` (unwrapping napari's plugin proxy), None when not installed."""
+    return _STATES.get(id(getattr(viewer, "__wrapped__", viewer)))
+
+
+def window_presets(data: Any) -> dict[str, tuple[float, float]]:
+    """Contrast limits for the window presets of one image.
+
+    * ``auto``: 0.5th to 99.5th percentile of all voxels;
+    * ``brain``: 2nd to 99.8th percentile of the head (voxels above the mean
+      intensity, a crude foreground), giving grey/white contrast; for CT-like
+      data (values below -500) the classic brain window W 80 / L 40 HU;
+    * ``full``: minimum to maximum.
+
+    Example:
+        >>> window_presets(np.arange(1000.0).reshape(10, 10, 10))["full"]
+        (0.0, 999.0)
+    """
+    array = np.asarray(data)
+    sample = array[:: max(1, array.shape[0] // 64)] if array.ndim == 3 else array
+    sample = sample[np.isfinite(sample)].astype(np.float64, copy=False)
+    if sample.size == 0:
+        return {"auto": (0.0, 1.0), "brain": (0.0, 1.0), "full": (0.0, 1.0)}
+    low, high = float(sample.min()), float(sample.max())
+    auto = tuple(float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    foreground = sample[sample > sample.mean()]
+    if low < -500:
+        brain = (0.0, 80.0)
+    elif foreground.size:
+        brain = tuple(float(v) for v in np.percentile(foreground, [2.0, 99.8]))
+    else:
+        brain = auto
+    return {name: _valid((lo, hi)) for name, (lo, hi) in
+            {"brain": brain, "auto": auto, "full": (low, high)}.items()}
+
+
+def _valid(limits: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = limits
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def apply_window(layer: Any, preset: str) -> None:
+    """Set an image layer's contrast limits to the named preset."""
+    limits = window_presets(layer.data)[preset]
+    layer.contrast_limits_range = (min(limits[0], layer.contrast_limits_range[0]),
+                                   max(limits[1], layer.contrast_limits_range[1]))
+    layer.contrast_limits = limits
+
+
+def install(viewer: Any) -> None:
+    """Give `viewer` the radiology display (idempotent; safe on any viewer)."""
+    if _state(viewer) is not None:
+        return
+    real = getattr(viewer, "__wrapped__", viewer)
+    _STATES[id(real)] = {"convention": "radiological", "busy": False}
+    weakref.finalize(real, _STATES.pop, id(real), None)
+    viewer.layers.events.inserted.connect(lambda event: _later(_on_inserted, viewer, event.value))
+    viewer.layers.events.removed.connect(lambda event: _later(update_letters, viewer))
+    viewer.dims.events.order.connect(lambda event: _later(_refresh, viewer))
+    viewer.dims.events.ndisplay.connect(lambda event: _later(_refresh, viewer))
+    viewer.dims.events.current_step.connect(lambda event: _later(update_letters, viewer))
+    viewer.mouse_drag_callbacks.append(window_level_drag)
+    for layer in list(viewer.layers):
+        _on_inserted(viewer, layer)
+
+
+def _later(func: Any, *args: Any) -> None:
+    """Run `func` once the current layer-list event is over (adding layers inside it breaks Qt)."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        func(*args)
+    else:
+        QTimer.singleShot(0, lambda: func(*args))
+
+
+def convention(viewer: Any) -> str:
+    """The viewer's current left/right convention."""
+    return (_state(viewer) or {}).get("convention", "radiological")
+
+
+def set_convention(viewer: Any, name: str) -> None:
+    """Switch between "radiological" (patient left on screen right) and "neurological"."""
+    if name not in CONVENTIONS:
+        raise ValueError(f"Convention must be one of {CONVENTIONS}, not {name!r}.")
+    install(viewer)
+    _state(viewer)["convention"] = name  # type: ignore[index]
+    _refresh(viewer)
+
+
+def show_axial(viewer: Any) -> None:
+    """Axial view: slider on inferior/superior, anterior at the top."""
+    if viewer.dims.ndim >= 3:
+        viewer.dims.ndisplay = 2
+        order = list(range(viewer.dims.ndim))
+        viewer.dims.order = tuple(order[:-3] + order[-3:])
+    _refresh(viewer)
+
+
+def _has_display_geometry(viewer: Any) -> bool:
+    return any(GEOMETRY in layer.metadata for layer in viewer.layers)
+
+
+def _on_inserted(viewer: Any, layer: Any) -> None:
+    if layer.name == LETTERS_LAYER or layer not in viewer.layers:
+        return
+    if GEOMETRY not in layer.metadata:
+        for other in viewer.layers:
+            if other is not layer and GEOMETRY in other.metadata and same_display_grid(layer, other):
+                layer.metadata[GEOMETRY] = dict(other.metadata[GEOMETRY])
+                break
+    if GEOMETRY in layer.metadata and sum(GEOMETRY in x.metadata for x in viewer.layers) == 1:
+        show_axial(viewer)  # first scan of the session: axial, radiological, centred
+        viewer.reset_view()
+    update_letters(viewer)
+
+
+def _refresh(viewer: Any) -> None:
+    """Camera orientation for the displayed axes and convention, then letters."""
+    displayed = list(viewer.dims.displayed)
+    if len(displayed) == 2 and viewer.dims.ndim >= 3:
+        axis_of = {d: d - (viewer.dims.ndim - 3) for d in displayed}  # display axis 0 S, 1 P, 2 L
+        vertical, horizontal = axis_of[displayed[0]], axis_of[displayed[1]]
+        up = "up" if vertical == 0 else "down"  # superior at the top; anterior at the top
+        if horizontal == 2:  # left/right on screen: the convention decides
+            right = "right" if convention(viewer) == "radiological" else "left"
+        elif horizontal == 1:  # sagittal: anterior on the left
+            right = "right"
+        else:  # superior/inferior horizontal (unusual order): superior on the right
+            right = "right"
+        _camera(viewer).orientation2d = (up, right)
+    update_letters(viewer)
+
+
+def _camera(viewer: Any) -> Any:
+    scene = getattr(viewer, "scene", None)  # napari >= 0.9; viewer.camera before
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def _letters_layer(viewer: Any) -> Any:
+    if LETTERS_LAYER in viewer.layers:
+        return viewer.layers[LETTERS_LAYER]
+    active = viewer.layers.selection.active
+    layer = viewer.add_points(
+        np.zeros((0, viewer.dims.ndim)), name=LETTERS_LAYER, size=0, face_color="transparent",
+        border_color="transparent", border_width=0, blending="translucent_no_depth",
+        text={"string": "{letter}", "color": "yellow", "size": 14, "anchor": "center"},
+        features={"letter": np.array([], dtype=object)})
+    layer.editable = False
+    viewer.layers.selection.active = active  # the letters are never the layer being worked on
+    return layer
+
+
+def update_letters(viewer: Any) -> None:
+    """Put orientation letters at the four edges of the displayed slice."""
+    state = _state(viewer)
+    if state is None or state["busy"]:
+        return
+    state["busy"] = True
+    try:
+        _update_letters(viewer)
+    finally:
+        state["busy"] = False
+
+
+def _update_letters(viewer: Any) -> None:
+    scans = [x for x in viewer.layers if GEOMETRY in x.metadata and x.name != LETTERS_LAYER]
+    if not scans or viewer.dims.ndim < 3:
+        if LETTERS_LAYER in viewer.layers:
+            viewer.layers.remove(LETTERS_LAYER)
+        return
+    ndim = viewer.dims.ndim
+    corners = [np.asarray(x.extent.world) for x in scans if x.ndim == ndim]
+    if not corners:
+        return
+    extent = np.array([np.min([c[0] for c in corners], axis=0), np.max([c[1] for c in corners], axis=0)])
+    layer = _letters_layer(viewer)
+    offset = ndim - 3
+    points, letters = [], []
+    displayed = list(viewer.dims.displayed)
+    if len(displayed) == 2:
+        for index, dim in enumerate(displayed):
+            other = displayed[1 - index]
+            lo, hi = extent[0, dim], extent[1, dim]
+            margin = 0.04 * (hi - lo)
+            mid = 0.5 * (extent[0, other] + extent[1, other])
+            for end, position in ((0, lo - margin), (1, hi + margin)):
+                point = np.array(viewer.dims.point, dtype=float)
+                point[dim], point[other] = position, mid
+                points.append(point)
+                letters.append(AXIS_LETTERS[dim - offset][end] if dim >= offset else "")
+    layer.visible = len(displayed) == 2
+    layer.data = np.array(points).reshape(-1, ndim)
+    layer.features = {"letter": np.array(letters, dtype=object)}
+    layer.text.refresh(layer.features)
+    if viewer.layers.index(layer) != len(viewer.layers) - 1:
+        viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+
+
+def window_level_drag(viewer: Any, event: Any) -> Generator[None, None, None]:
+    """Ctrl + left-drag: horizontal changes the window width, vertical the level."""
+    if event.button != 1 or "Control" not in {str(getattr(m, "name", m)) for m in event.modifiers}:
+        return
+    layer = target_image(viewer)
+    if layer is None:
+        return
+    start = np.asarray(event.pos, dtype=float)
+    lo, hi = (float(v) for v in layer.contrast_limits)
+    span = max(float(np.subtract(*layer.contrast_limits_range[::-1])), 1e-6)
+    event.handled = True
+    yield
+    while event.type == "mouse_move":
+        dx, dy = np.asarray(event.pos, dtype=float) - start
+        width = max((hi - lo) * float(np.exp(dx / 200.0)), span * 1e-4)
+        level = 0.5 * (lo + hi) - dy * span / 500.0  # drag up = brighter
+        layer.contrast_limits = (level - width / 2, level + width / 2)
+        event.handled = True
+        yield
+
+
+def target_image(viewer: Any) -> Any:
+    from napari.layers import Image
+
+    active = viewer.layers.selection.active
+    if isinstance(active, Image):
+        return active
+    images = [x for x in viewer.layers if isinstance(x, Image) and x.visible]
+    return images[-1] if images else None
+
+
+def show_view(viewer: Any, view: str) -> None:
+    """Show the "axial", "coronal" or "sagittal" plane (display axes S, P, L)."""
+    planes = {"axial": (0, 1, 2), "coronal": (1, 0, 2), "sagittal": (2, 0, 1)}
+    if view not in planes:
+        raise ValueError(f"View must be one of {', '.join(planes)}, not {view!r}.")
+    install(viewer)
+    viewer.dims.ndisplay = 2
+    extra = tuple(range(viewer.dims.ndim - 3))
+    viewer.dims.order = extra + tuple(len(extra) + a for a in planes[view])
+    viewer.reset_view()
+

@@ -1,0 +1,189 @@
+""""Load exam" dock widget: several series of one exam -> aligned layers on one grid.
+
+Pick files and/or a DICOM folder; the series are read in a worker thread and
+listed (contrast, editable; file; shape; spacing; orientation). Choose the
+reference grid and whether to register, then Load: every series is put on the
+reference grid by `core.study.align_study` and shown as an image layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import napari
+import napari.viewer
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Table
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from ...core.progress import CancelToken
+from .. import display
+from ..layers import study_to_layer_data
+from . import is_cancelled, run_task
+
+CONTRASTS = ("t1", "t1c", "t2", "flair", "pd", "mra", "dwi", "other")
+COLUMNS = ("contrast", "file", "shape", "spacing (mm)", "orientation")
+REGISTER = {"auto": None, "yes": True, "no": False}
+_FILTER = "Scans (*.nii *.nii.gz *.mgz *.mgh *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
+
+
+class LoadExamWidget(Container):
+    """Load the series of one exam as aligned layers.
+
+    Attributes tests may set: ``files.value``, ``folder.value``, ``table``,
+    ``reference.value``, ``register.value``; ``synchronous = True`` runs the
+    work on the calling thread.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.synchronous = False
+        self._series: list[tuple[str, Any]] = []  # (path, Volume), in table order
+        self._cancel: CancelToken | None = None
+        self.files = FileEdit(mode="rm", label="Files", filter=_FILTER)
+        self.folder = FileEdit(mode="d", label="DICOM folder", value="")
+        self.table = Table(value={column: [] for column in COLUMNS}, label="Series")
+        self.reference = ComboBox(label="Reference grid", choices=["auto"], value="auto")
+        self.register = ComboBox(label="Register", choices=list(REGISTER), value="auto",
+                                 tooltip="auto: register only when the headers say the series "
+                                         "are not in one space")
+        self.load_button = PushButton(text="Load exam")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.bar = ProgressBar(label="Progress", value=0, max=1, visible=False)
+        self.status = Label(label="", value="Choose the files or the DICOM folder of one exam.")
+        self.extend([self.files, self.folder, self.table, self.reference, self.register,
+                     self.load_button, self.cancel_button, self.bar, self.status])
+        self.files.changed.connect(self.read_series)
+        self.folder.changed.connect(self.read_series)
+        self.load_button.changed.connect(self.load)
+        self.cancel_button.changed.connect(self.cancel)
+        self.table.changed.connect(self._update_reference_choices)
+        display.install(viewer)
+
+    # -- reading the series ---------------------------------------------------------
+    def paths(self) -> list[str]:
+        """Chosen files, then the DICOM folder."""
+        files = [str(p) for p in (self.files.value or ()) if str(p) not in ("", ".")]
+        folder = str(self.folder.value or "")
+        if folder not in ("", ".") and Path(folder).is_dir():
+            files.append(folder)
+        return files
+
+    def read_series(self, *_: Any) -> None:
+        """Read every chosen series (worker thread) and list them in the table."""
+        paths = self.paths()
+        if not paths:
+            return
+        self._start("Reading", lambda progress, cancel: _read_all(paths, progress, cancel),
+                    self._show_series)
+
+    def _show_series(self, series: list[tuple[str, Any]]) -> None:
+        from ...core.study import guess_contrast
+
+        self._series = series
+        rows = []
+        for path, vol in series:
+            guess = guess_contrast(vol.meta.get("series_description") or path)
+            rows.append([guess, Path(path).name, " x ".join(map(str, vol.shape)),
+                         " x ".join(f"{s:.2f}" for s in vol.spacing), vol.axcodes])
+        self.table.value = {column: [row[i] for row in rows] for i, column in enumerate(COLUMNS)}
+        self._update_reference_choices()
+        self._finish(f"{len(series)} series read; check the contrasts, then Load exam.")
+
+    def contrasts(self) -> list[str]:
+        """Contrast names as they stand in the table (lower case)."""
+        return [str(self.table.data[row, 0]).strip().lower() for row in range(len(self._series))]
+
+    def _update_reference_choices(self, *_: Any) -> None:
+        names = [c for c in dict.fromkeys(self.contrasts()) if c]
+        current = self.reference.value
+        self.reference.choices = ["auto", *names]
+        self.reference.value = current if current in self.reference.choices else "auto"
+
+    # -- loading the exam -------------------------------------------------------------
+    def load(self, *_: Any) -> None:
+        """Align every listed series onto the reference grid and add them as layers."""
+        from ...core.study import align_study
+
+        if not self._series:
+            show_warning("Choose the files or the DICOM folder of an exam first.")
+            return
+        names = self.contrasts()
+        unknown = [n for n in names if n not in CONTRASTS]
+        if unknown:
+            show_warning(f"Unknown contrast {unknown[0]!r}: use one of {', '.join(CONTRASTS)}.")
+            return
+        if len(set(names)) != len(names):
+            show_error("Two series have the same contrast; give each series its own contrast.")
+            return
+        volumes = {name: vol for name, (_, vol) in zip(names, self._series, strict=True)}
+        for name, vol in volumes.items():
+            vol.name = name
+        reference = None if self.reference.value == "auto" else self.reference.value
+        register = REGISTER[self.register.value]
+        self._start("Loading", lambda progress, cancel: align_study(
+            volumes, reference, register, progress=progress, cancel=cancel), self._add_layers)
+
+    def _add_layers(self, study: Any) -> None:
+        from napari.layers import Layer
+
+        for data, kwargs, kind in study_to_layer_data(study):
+            self._viewer.add_layer(Layer.create(data, kwargs, kind))
+        self._viewer.layers.selection.active = self._viewer.layers[study.reference]
+        notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
+        self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+
+    def cancel(self, *_: Any) -> None:
+        """Ask the running step to stop; the viewer is left as it was."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.status.value = "Cancelling..."
+
+    # -- worker plumbing ----------------------------------------------------------------
+    def _start(self, verb: str, work: Any, on_done: Any) -> None:
+        self._cancel = CancelToken()
+        self.load_button.enabled = False
+        self.cancel_button.enabled = True
+        self.bar.visible, self.bar.max, self.bar.value = True, 1, 0
+        self.status.value = f"{verb}..."
+        self._worker = run_task(work, on_done=on_done, on_progress=self._progress,
+                                on_error=self._error, synchronous=self.synchronous, cancel=self._cancel)
+
+    def _progress(self, done: int, total: int, text: str) -> None:
+        self.bar.max = max(int(total), 1)
+        self.bar.value = min(int(done), self.bar.max)
+        self.status.value = text
+
+    def _error(self, exc: BaseException) -> None:
+        if is_cancelled(exc):
+            show_info("Loading cancelled; nothing was added.")
+            self._finish("Cancelled.")
+            return
+        show_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        self._finish("Failed: see the notification.")
+
+    def _finish(self, text: str) -> None:
+        self.load_button.enabled = True
+        self.cancel_button.enabled = False
+        self.bar.visible = False
+        self.status.value = text
+        self._cancel = None
+
+
+def _read_all(paths: list[str], progress: Any, cancel: CancelToken) -> list[tuple[str, Any]]:
+    """Load every path (all series of a multi-series DICOM folder)."""
+    from ...core.io import SeriesChoiceError, load
+
+    out: list[tuple[str, Any]] = []
+    for index, path in enumerate(paths):
+        cancel.raise_if_cancelled()
+        progress(index, len(paths), f"Reading {Path(path).name}")
+        try:
+            out.append((path, load(path)))
+        except SeriesChoiceError as exc:
+            if not Path(path).is_dir():
+                raise
+            out.extend((path, load(path, series_uid=uid)) for uid in exc.choices)
+    progress(len(paths), len(paths), "Series read")
+    return out

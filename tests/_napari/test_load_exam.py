@@ -1,0 +1,67 @@
+"""The "Load exam" widget reads the four BraTS contrasts and loads them on one grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from napari_brain_dl._napari.layers import GEOMETRY
+from napari_brain_dl._napari.widgets import load_exam
+from napari_brain_dl._napari.widgets.load_exam import LoadExamWidget
+
+BRATS = ("t1c", "t1n", "t2f", "t2w")
+
+
+def test_load_brats_exam(viewer: Any, data_dir: Path) -> None:
+    widget = LoadExamWidget(viewer)
+    widget.synchronous = True
+    widget.files.value = [str(data_dir / "brats_gli_00001" / f"{name}.nii.gz") for name in BRATS]
+    assert widget.contrasts() == ["t1c", "t1", "flair", "t2"]
+    assert widget.table.data[0, 4] == "LPS" and widget.table.data[0, 2] == "240 x 240 x 155"
+    widget.reference.value = "t1c"
+    widget.register.value = "no"
+    widget.load()
+    layers = [viewer.layers[name] for name in ("t1c", "t1", "flair", "t2")]
+    assert all(x.data.shape == (155, 240, 240) for x in layers)
+    grid = layers[0].metadata[GEOMETRY]["reference_grid"]
+    assert grid["shape"] == (240, 240, 155)
+    for layer in layers:
+        record = layer.metadata[GEOMETRY]
+        np.testing.assert_allclose(record["reference_grid"]["affine"], grid["affine"])
+        assert record["alignment"] in ("reference", "same grid")
+    assert "t1c grid" in widget.status.value
+
+
+def test_contrast_edit_and_errors(viewer: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                  tmp_path: Path) -> None:
+    errors: list[str] = []
+    monkeypatch.setattr(load_exam, "show_error", errors.append)
+    widget = LoadExamWidget(viewer)
+    widget.synchronous = True
+    widget.files.value = [str(data_dir / "brats_gli_00001" / f"{name}.nii.gz") for name in BRATS[:2]]
+    widget.table.data[1, 0] = "t1c"  # the user types a duplicate contrast
+    widget.load()
+    assert errors and "same contrast" in errors[0]
+    widget.table.data[1, 0] = "T2"
+    widget.load()
+    assert {"t1c", "t2"} <= {x.name for x in viewer.layers}
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not an image")
+    widget.files.value = [str(broken)]
+    assert "broken.nii.gz" in errors[-1]
+    assert widget.load_button.enabled  # the widget is usable again
+
+
+def test_threaded_read_and_cancel(viewer: Any, data_dir: Path, qtbot: Any) -> None:
+    widget = LoadExamWidget(viewer)
+    widget.files.value = [str(data_dir / "brats_gli_00001" / "t2f.nii.gz")]
+    qtbot.waitUntil(lambda: widget.load_button.enabled and widget.contrasts() == ["flair"], timeout=20000)
+    widget.load()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.load_button.enabled, timeout=20000)
+    scans = [x.name for x in viewer.layers if x.name != "orientation letters"]
+    # Cancelled cleanly (nothing added), or the one-series exam finished before the click.
+    assert (scans, widget.status.value) == ([], "Cancelled.") or scans == ["flair"]
