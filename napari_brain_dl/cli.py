@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_models
 
 EXIT_BAD_INPUT = 2
 
@@ -68,12 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("paths", nargs="*", type=Path, help="series of one exam (default: the sample exam)")
     demo.set_defaults(func=_cmd_demo)
 
-    try:
-        from . import cli_models
-    except ImportError:  # pragma: no cover - the model commands are part of the package
-        cli_models = None
-    if cli_models is not None:
-        cli_models.register(sub)
+    cli_models.register(sub)
     return parser
 
 

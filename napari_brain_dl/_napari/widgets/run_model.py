@@ -1,0 +1,269 @@
+""""Run model" dock widget: one model from the registry on image layers of the viewer.
+
+Choose a model, map each of its card inputs (in card order) to an image layer,
+choose the device and Run. The layers are turned into Volumes on their source
+grid (UI thread), `core.inference.predict` runs in a worker thread with a
+napari progress bar and a Cancel, and the result comes back as a labels (names
+and colours from the card) or image layer on the input layer's grid, carrying
+``metadata["provenance"]``. Cancel or an error adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import napari.viewer
+from magicgui.widgets import ComboBox, Container, Label, PushButton
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, Signal
+
+from ...core.models import ModelCard, default_registry
+from ...core.progress import CancelToken
+from ..layers import layer_to_volume, volume_to_layer_data
+from . import is_cancelled, run_task
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class _Relay(QObject):
+    """Carries progress and notes (e.g. out-of-memory fallbacks) from the worker to the UI thread."""
+
+    progressed = Signal(int, int, str)
+    noted = Signal(str)
+
+
+class RunModelWidget(Container):
+    """Run a registry model on the viewer's image layers.
+
+    Attributes tests may set: ``model.value`` (card id), ``inputs[i].value``
+    (image layer name for card input i), ``device.value``; ``run()``,
+    ``cancel()``; ``synchronous = True`` runs on the calling thread.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.synchronous = False
+        self._cards: dict[str, ModelCard] = {}
+        self._cancel: CancelToken | None = None
+        self._pbar: napari_progress | None = None
+        self.worker: Any = None
+        # Callable choices: napari calls reset_choices() on layer changes; a static list would empty.
+        self.model = ComboBox(label="Model", choices=self._model_choices)
+        self.refresh_button = PushButton(text="Refresh models")
+        self.inputs_box = Container(labels=True, label="Inputs")
+        self.inputs: list[ComboBox] = []
+        self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(label="", value="")
+        self.extend([self.model, self.refresh_button, self.inputs_box, self.device, self.run_button,
+                     self.cancel_button, self.status])
+        self.model.changed.connect(self._build_inputs)
+        self.refresh_button.changed.connect(self.refresh)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        viewer.layers.events.inserted.connect(self._update_layer_choices)
+        viewer.layers.events.removed.connect(self._update_layer_choices)
+        self.refresh()
+
+    # -- choices ------------------------------------------------------------------------
+    def refresh(self, *_: Any) -> None:
+        """Read the registry again (e.g. after adding a model in the Model manager)."""
+        try:
+            cards = default_registry().cards()
+        except (OSError, ValueError) as exc:
+            show_error(f"Could not read the model list: {exc}")
+            cards = []
+        self._cards = {c.id: c for c in cards}
+        current = self.model.value
+        self.model.reset_choices()
+        if current in self._cards:
+            self.model.value = current
+        self._build_inputs()
+
+    def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
+        return [(c.name + ("" if c.available else " (weights missing)"), c.id) for c in self._cards.values()]
+
+    def card(self) -> ModelCard | None:
+        """Card of the chosen model."""
+        return self._cards.get(self.model.value) if self.model.value else None
+
+    def image_layers(self) -> list[str]:
+        """Names of the viewer's 3D image layers."""
+        from napari.layers import Image
+
+        return [layer.name for layer in self._viewer.layers
+                if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb]
+
+    def _layer_choices(self, _widget: Any = None) -> list[str]:
+        return self.image_layers()
+
+    def _build_inputs(self, *_: Any) -> None:
+        card = self.card()
+        names = card.inputs if card else []
+        self.inputs_box.clear()
+        self.inputs = [ComboBox(label=f"{i + 1}. {name}", choices=self._layer_choices) for i, name in
+                       enumerate(names)]
+        self.inputs_box.extend(self.inputs)
+        self._guess_inputs(force=True)
+
+    def _update_layer_choices(self, *_: Any) -> None:
+        for box in self.inputs:
+            current = box.value
+            box.reset_choices()
+            if current in box.choices:
+                box.value = current
+        self._guess_inputs()
+
+    def _guess_inputs(self, force: bool = False) -> None:
+        """Pick the layer named like each contrast, else the selected image layer; keep user choices."""
+        card, layers = self.card(), self.image_layers()
+        if card is None or not layers:
+            return
+        active = self._viewer.layers.selection.active
+        fallback = active.name if active is not None and active.name in layers else layers[0]
+        for contrast, box in zip(card.inputs, self.inputs, strict=True):
+            match = [n for n in layers if n.lower() == contrast.lower()]
+            if force or box.value is None:
+                box.value = match[0] if match else fallback
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, *_: Any) -> None:
+        """Run the chosen model on the chosen layers (worker thread unless `synchronous`)."""
+        card = self.card()
+        if card is None:
+            show_warning("Choose a model first (add it in the Model manager if it is not listed).")
+            return
+        if not card.available:
+            show_error(f"The weights of {card.name} are missing; add its folder in the Model manager.")
+            return
+        chosen = [box.value for box in self.inputs]
+        if any(name is None or name not in self._viewer.layers for name in chosen):
+            show_warning(f"Choose an image layer for each input: {', '.join(card.inputs)}.")
+            return
+        layers = [self._viewer.layers[name] for name in chosen]
+        try:  # UI thread: layer -> Volume on its source grid; the worker sees only Volumes
+            volumes = [layer_to_volume(layer.data, {"metadata": layer.metadata, "scale": layer.scale,
+                                                    "translate": layer.translate}, name=layer.name)
+                       for layer in layers]
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        device = self.device.value
+
+        def work(progress: Any, cancel: CancelToken, notify: Any) -> Any:
+            # The same task as `napari-brain-dl run`; the engine caches the loaded model.
+            from ...core.tasks.run_model import run_model
+
+            progress(0, 1, f"Loading {card.name}")
+            return run_model(card, volumes, device=device, progress=progress, cancel=cancel, notify=notify)
+
+        self._cancel = CancelToken()
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self._pbar = napari_progress(total=1, desc=f"{card.name}")
+        self.status.value = f"Running {card.name}..."
+        self._source = layers[0].name
+        if self.synchronous:
+            self.worker = run_task(lambda progress, cancel: work(progress, cancel, show_warning),
+                                   on_done=self._add_result, on_progress=self._progress,
+                                   on_error=self._error, synchronous=True, cancel=self._cancel)
+        else:
+            self.worker = self._start_worker(work)
+
+    def _start_worker(self, work: Any) -> Any:
+        """`create_worker` with our errored handler passed at creation (no re-raise in the UI thread)."""
+        from napari.qt.threading import create_worker
+
+        relay = _Relay()
+        relay.progressed.connect(self._progress)
+        relay.noted.connect(show_warning)
+        handlers = {"returned": self._add_result, "errored": self._error}
+        worker = create_worker(work, relay.progressed.emit, self._cancel, relay.noted.emit,
+                               _start_thread=False, _connect=handlers)
+        worker._brain_dl_relay = relay  # alive as long as the worker
+        worker.start()
+        return worker
+
+    def cancel(self, *_: Any) -> None:
+        """Stop the running model at its next check; nothing is added."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.status.value = "Cancelling..."
+
+    def _progress(self, done: int, total: int, text: str) -> None:
+        pbar = self._pbar  # a local: updating the bar may process events that end the run
+        if pbar is None:
+            return
+        total = max(int(total), 1)
+        if pbar.total != total:
+            pbar.total = total
+        pbar.n = min(int(done), total)
+        pbar.set_description(text)
+        pbar.update(0)
+        self.status.value = text
+
+    def _add_result(self, prediction: Any) -> None:
+        from napari.layers import Layer
+
+        if self._cancel is None or self._cancel.cancelled:  # finished after Cancel: drop it
+            self._finish("Cancelled; nothing was added.")
+            return
+        card, prov = self.card(), dict(prediction.provenance)
+        added = []
+        for key, volume in prediction.outputs.items():
+            data, kwargs, kind = _layer_data(card, key, volume, self._source, prov)
+            added.append(self._viewer.add_layer(Layer.create(data, kwargs, kind)))
+        self._finish(f"{prov.get('model_name', card.id if card else '')} finished in "
+                     f"{prov.get('seconds', 0):.1f} s on {prov.get('device', '?')}.")
+        if added:
+            self._viewer.layers.selection.active = added[0]
+
+    def _error(self, exc: BaseException) -> None:
+        if is_cancelled(exc):
+            show_info("Model run cancelled; nothing was added.")
+            self._finish("Cancelled.")
+            return
+        show_error(f"The model failed: {_sentence(exc)}")
+        self._finish("Failed: see the notification.")
+
+    def _finish(self, text: str) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.status.value = text
+        self._cancel = None
+
+
+def _sentence(exc: BaseException) -> str:
+    """One line for a notification (TorchScript puts the real message on its last line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = lines[-1] if "TorchScript interpreter" in lines[0] else lines[0]
+    return re.sub(r"^[\w.]*(Error|Exception): ", "", line)
+
+
+def _layer_data(card: ModelCard | None, key: str, volume: Any, source: str,
+                prov: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
+    """Layer data tuple for one model output, on its input's grid."""
+    model_id = prov.get("model_id", card.id if card else "model")
+    meta = {"provenance": prov}
+    if key == "labels":
+        from napari.utils.colormaps import DirectLabelColormap
+
+        labels = card.labels if card else []
+        colors: dict[int | None, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+        colors.update({lab.value: (*(c / 255 for c in lab.color), 1.0) for lab in labels if lab.value})
+        kwargs: dict[str, Any] = {"metadata": meta, "opacity": 0.5}
+        if len(labels) > 1:
+            kwargs["colormap"] = DirectLabelColormap(color_dict=colors)
+            kwargs["features"] = {"index": [lab.value for lab in labels],
+                                  "name": [lab.name for lab in labels]}
+        return volume_to_layer_data(volume, "labels", name=f"{source} {model_id}", **kwargs)
+    cmap = "gray" if card is not None and card.output_kind == "image" else "inferno"
+    return volume_to_layer_data(volume, "image", name=f"{source} {model_id} {key}", metadata=meta,
+                                colormap=cmap, blending="additive" if cmap != "gray" else "translucent")

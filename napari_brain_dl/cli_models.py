@@ -1,0 +1,208 @@
+"""Command-line subcommands for the model engine: ``models list``, ``skullstrip``, ``run``.
+
+The lead's ``cli.py`` calls `register(subparsers)`; each handler returns an
+exit code: 0 success, 2 bad input (one clear sentence on stderr, nothing
+written), 1 unexpected failure. Outputs are written atomically by `io.save`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the model subcommands to an argparse ``add_subparsers()`` object.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="napari-brain-dl")
+        >>> register(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["models", "list", "--json"]).json
+        True
+    """
+    models = subparsers.add_parser("models", help="list and manage model cards")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    lst = msub.add_parser("list", help="list known models (shipped cards and user folders)")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lst.set_defaults(func=cmd_models_list)
+
+    strip = subparsers.add_parser("skullstrip", help="brain mask on the scan's own grid")
+    strip.add_argument("input", help="scan (NIfTI, MGZ, NRRD or DICOM folder)")
+    strip.add_argument("output", help="mask file to write (.nii.gz, .nii, .nrrd, .mha)")
+    strip.add_argument(
+        "--model",
+        help="mindgrab card, weights file or model folder; default: template registration (no weights)",
+    )
+    strip.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    strip.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    strip.set_defaults(func=cmd_skullstrip)
+
+    run = subparsers.add_parser("run", help="run any model card on its inputs")
+    run.add_argument("--model", required=True, help="card, weights file, model/bundle folder or model id")
+    run.add_argument(
+        "--input", action="append", required=True, help="input scan; repeat in the card's input order"
+    )
+    run.add_argument(
+        "-o", "--output", required=True, help="output file; several outputs add _<name> before the suffix"
+    )
+    run.add_argument("--json", help="write provenance (and region volumes) as JSON here")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    run.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    run.set_defaults(func=cmd_run)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"napari-brain-dl: {message}\n")
+    return code
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    from .core.io import ImageReadError
+    from .core.models.bundle import BundleError
+    from .core.models.card import CardError
+    from .core.models.loaders import WeightsError
+    from .core.models.meshnet import ArchitectureMismatchError
+
+    return (
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        ImageReadError,
+        CardError,
+        WeightsError,
+        ArchitectureMismatchError,
+        BundleError,
+        ValueError,
+        KeyError,
+    )
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    """``napari-brain-dl models list [--json]``."""
+    from .core.models.registry import list_models
+
+    cards = list_models()
+    if args.json:
+        print(json.dumps([c.to_dict() for c in cards], indent=2))
+        return 0
+    print(f"{'id':<22} {'task':<14} {'inputs':<22} {'available':<10} name")
+    for c in cards:
+        print(
+            f"{c.id:<22} {c.task:<14} {','.join(c.inputs):<22} {'yes' if c.available else 'no':<10} {c.name}"
+        )
+    return 0
+
+
+def _check_outputs(paths: list[Path], overwrite: bool) -> None:
+    from .core.io import WRITE_SUFFIXES, suffix_of
+
+    for path in paths:
+        if suffix_of(path) not in WRITE_SUFFIXES:
+            raise ValueError(f"Cannot write {path.name}: use one of {', '.join(WRITE_SUFFIXES)}.")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
+        if not path.parent.resolve().is_dir():
+            raise FileNotFoundError(f"The output folder {path.parent} does not exist.")
+
+
+def cmd_skullstrip(args: argparse.Namespace) -> int:
+    """``napari-brain-dl skullstrip IN OUT [--model PATH] [--device D] [--overwrite]``."""
+    from .core import io
+    from .core.device import choose_device
+    from .core.progress import stderr_progress
+    from .core.tasks.skullstrip import skullstrip
+
+    try:
+        out = Path(args.output)
+        _check_outputs([out], args.overwrite)
+        choose_device(args.device)
+        volume = io.load(args.input)
+        model = None
+        if args.model:
+            from .core.models.registry import resolve_model
+
+            model = resolve_model(args.model)
+        mask = skullstrip(
+            volume,
+            model,
+            device=args.device,
+            progress=stderr_progress,
+            notify=lambda s: sys.stderr.write(s + "\n"),
+        )
+        io.save(
+            mask, out, overwrite=args.overwrite, description=f"brain mask {mask.meta.get('model_id', '')}"
+        )
+    except _bad_input_errors() as exc:
+        return _fail(_sentence(exc))
+    print(f"{out}: brain {float(mask.data.sum()) * volume.voxel_volume_ml:.0f} mL")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``napari-brain-dl run --model CARD_OR_PATH --input IN [--input IN2 ...] -o OUT [--json J]``."""
+    from .core import io
+    from .core.device import choose_device
+    from .core.io import atomic_output, suffix_of
+    from .core.models.registry import resolve_model
+    from .core.progress import stderr_progress
+    from .core.tasks.run_model import run_model
+
+    try:
+        card = resolve_model(args.model)
+        if len(args.input) != len(card.inputs):
+            raise ValueError(
+                f"Model {card.id!r} needs {len(card.inputs)} input(s) in this order: "
+                f"{', '.join(card.inputs)}; got {len(args.input)}."
+            )
+        out = Path(args.output)
+        _check_outputs([out], args.overwrite)
+        choose_device(args.device)
+        if args.json and Path(args.json).exists() and not args.overwrite:
+            raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it.")
+        volumes = [io.load(p) for p in args.input]
+        pred = run_model(
+            card,
+            volumes,
+            device=args.device,
+            progress=stderr_progress,
+            notify=lambda s: sys.stderr.write(s + "\n"),
+        )
+        suffix = suffix_of(out)
+        stem = str(out)[: len(str(out)) - len(suffix)]
+        targets = {
+            name: out if len(pred.outputs) == 1 else Path(f"{stem}_{name}{suffix}") for name in pred.outputs
+        }
+        _check_outputs(list(targets.values()), args.overwrite)
+        for name, vol in pred.outputs.items():
+            io.save(vol, targets[name], overwrite=args.overwrite, description=f"{card.id} {name}")
+        if args.json:
+            report = {"outputs": {k: str(v) for k, v in targets.items()}, "provenance": pred.provenance}
+            if card.output_kind == "labels" and "labels" in pred.outputs:
+                report["regions"] = _regions(pred.outputs["labels"], card)
+            with atomic_output(args.json, overwrite=args.overwrite) as tmp:
+                tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    except _bad_input_errors() as exc:
+        return _fail(_sentence(exc))
+    for name, path in targets.items():
+        print(f"{path}: {name}")
+    return 0
+
+
+def _regions(labels: Any, card: Any) -> list[dict[str, Any]]:
+    import numpy as np
+
+    names = card.label_names()
+    counts = np.bincount(np.asarray(labels.data).ravel().astype(np.int64))
+    return [
+        {"label": v, "name": names.get(v, str(v)), "volume_ml": round(float(n) * labels.voxel_volume_ml, 3)}
+        for v, n in enumerate(counts)
+        if v > 0 and n > 0
+    ]
+
+
+def _sentence(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__

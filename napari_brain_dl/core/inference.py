@@ -1,0 +1,374 @@
+"""Run a model on Volumes the way its card says, and land the result on the input's grid.
+
+Steps: inputs stacked in card order -> exact reorientation -> conform/resample
+(kept invertible) -> intensity normalisation -> crop to the head -> one pass or
+MONAI sliding window (inference mode, channels-last 3D on the CPU, AMP on CUDA,
+progress and cancel between layers/windows, out-of-memory fallback) -> uncrop
+-> exact inverse resampling -> inverse reorientation -> postprocessing.
+Every output has the input's shape and affine and carries provenance.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import device as dev
+from .models import prepost
+from .models.card import ModelCard
+from .models.loaders import LoadedModel, load_model
+from .models.meshnet import MeshNet
+from .models.registry import resolve_model
+from .progress import CancelToken, ProgressCallback, check
+from .volume import Volume, reorient, restore_orientation
+
+_CACHE: dict[tuple[Any, ...], LoadedModel] = {}
+
+
+@dataclass
+class Prediction:
+    """Model outputs on the input grid, in output order, plus provenance.
+
+    Attributes:
+        outputs: {name: Volume}; labels/image outputs hold one entry, probabilities one per channel.
+        provenance: model id, weights sha256, parameters, package version, device, seconds.
+    """
+
+    outputs: dict[str, Volume]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> Volume:
+        """The first output (the label map, the image, or the first probability channel)."""
+        return next(iter(self.outputs.values()))
+
+
+def get_model(
+    model: str | ModelCard | LoadedModel,
+    device: str | torch.device = "auto",
+    *,
+    allow_random_weights: bool = False,
+    trusted: bool | None = None,
+) -> LoadedModel:
+    """Load a model once per (card, weights, device) and keep it.
+
+    Example:
+        >>> m = get_model("/data/brainchop_models/mindgrab", device="cpu")  # doctest: +SKIP
+        >>> m is get_model("/data/brainchop_models/mindgrab", device="cpu")  # doctest: +SKIP
+        True
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    card = resolve_model(model)
+    torch_device = dev.choose_device(device)
+    key = (card.id, str(card.weights_path), card.folder, str(torch_device), allow_random_weights, trusted)
+    if key not in _CACHE:
+        _CACHE[key] = load_model(
+            card, torch_device, trusted=trusted, allow_random_weights=allow_random_weights
+        )
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Forget every cached model (frees memory)."""
+    _CACHE.clear()
+
+
+def predict(
+    model: str | ModelCard | LoadedModel,
+    inputs: Volume | Sequence[Volume],
+    *,
+    device: str | torch.device = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    notify: Callable[[str], None] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Prediction:
+    """Run `model` on `inputs` (in the card's input order) and return outputs on the input grid.
+
+    Args:
+        model: Loaded model, card, card/weights/folder path, or model id.
+        inputs: One Volume per card input, in card order; the first defines the output grid.
+        device: auto | cpu | cuda | mps.
+        progress: ``progress(done, total, text)`` callback.
+        cancel: Token polled between layers / windows.
+        notify: Receives plain sentences (e.g. out-of-memory fallbacks).
+        params: Overrides of the card's ``inference`` settings (crop, margin, roi_size, overlap,
+            channels_last, amp).
+
+    Raises:
+        ValueError: Wrong number of inputs, or inputs without a shared grid.
+        Cancelled: `cancel` was set.
+
+    Example:
+        >>> t1 = load("t1_crop.nii.gz")  # doctest: +SKIP
+        >>> pred = predict("/data/brainchop_models/mindgrab", t1, device="cpu")  # doctest: +SKIP
+        >>> pred.primary.same_grid(t1), pred.provenance["model_id"]  # doctest: +SKIP
+        (True, 'mindgrab')
+    """
+    start = time.perf_counter()
+    loaded = get_model(model, device)
+    card = loaded.card
+    vols = [inputs] if isinstance(inputs, Volume) else list(inputs)
+    if len(vols) != len(card.inputs):
+        raise ValueError(
+            f"Model {card.id!r} needs {len(card.inputs)} input(s) in this order: "
+            f"{', '.join(card.inputs)}; got {len(vols)}."
+        )
+    ref = vols[0]
+    for name, vol in zip(card.inputs, vols, strict=True):
+        if not vol.same_grid(ref, atol=1e-3):
+            raise ValueError(
+                f"Input {name} ({vol.name}) is not on the grid of {card.inputs[0]} ({ref.name}); "
+                "resample or co-register the contrasts first."
+            )
+    settings = {
+        "crop": "head",
+        "margin": 16,
+        "mode": "whole",
+        "overlap": 0.25,
+        "sw_batch_size": 1,
+        "channels_last": True,
+        "amp": True,
+        "divisible": 1,
+        **card.inference,
+        **(params or {}),
+    }
+    report = progress or (lambda d, t, s: None)
+
+    # --- geometry: exact reorientation, then an invertible resampling
+    transforms, arrays = [], []
+    for vol in vols:
+        oriented, transform = (
+            reorient(vol, tuple(card.orientation.upper())) if card.orientation else (vol, None)
+        )
+        transforms.append(transform)
+        arrays.append(np.asarray(oriented.data, dtype=np.float32))
+    data = np.nan_to_num(np.stack(arrays))
+    grid = prepost.GridMap(data.shape[1:], oriented.affine, data.shape[1:], oriented.affine)  # type: ignore[arg-type]
+    for step in card.preprocessing:
+        if step["op"] in ("conform", "resample"):
+            grid = prepost.target_grid(data.shape, oriented.affine, step)
+            data = grid.forward(data)
+        else:
+            data = prepost.intensity(data, step)
+    check(cancel)
+    box = (
+        prepost.foreground_bbox(data, int(settings["margin"]), int(settings["divisible"]))
+        if settings["crop"] == "head"
+        else tuple(slice(0, n) for n in data.shape[1:])
+    )
+    crop = np.ascontiguousarray(data[(slice(None), *box)])
+    context = {"total_voxels": int(np.prod(data.shape[1:])), "background": _outside_value(data, box)}
+
+    # --- the network, with out-of-memory fallback
+    torch_device = loaded.device
+    holder: dict[str, Any] = {}
+
+    def attempt(run_dev: torch.device, roi: tuple[int, ...] | None) -> np.ndarray:
+        if run_dev != loaded.device:
+            loaded.to(run_dev)
+        holder["device"], holder["roi"] = run_dev, roi
+        return _forward(loaded, crop, run_dev, roi, settings, report, cancel, context)
+
+    roi = None
+    if settings["mode"] == "sliding_window":  # a window larger than the crop only pads: shrink it
+        step = max(1, int(settings["divisible"]))
+        roi = tuple(
+            min(int(r), -(-s // step) * step)
+            for r, s in zip(settings["roi_size"], crop.shape[1:], strict=True)
+        )
+    out = dev.run_with_fallback(attempt, torch_device, roi, notify)
+    check(cancel)
+
+    # --- back onto the input grid, then postprocessing
+    outputs = _restore(card, out, box, data.shape[1:], grid, transforms[0], ref)
+    seconds = time.perf_counter() - start
+    prov = _provenance(loaded, vols, settings, holder, box, seconds)
+    result = {
+        name: ref.with_data(arr, name=f"{ref.name}_{name}", provenance=prov, model_id=card.id)
+        for name, arr in outputs.items()
+    }
+    report(1, 1, "done")
+    return Prediction(result, prov)
+
+
+def _forward(
+    loaded: LoadedModel,
+    crop: np.ndarray,
+    device: torch.device,
+    roi: tuple[int, ...] | None,
+    settings: dict[str, Any],
+    report: ProgressCallback,
+    cancel: CancelToken | None,
+    context: dict[str, Any],
+) -> np.ndarray:
+    module = loaded.module
+    amp = dev.use_amp(device, bool(settings["amp"]))
+    channels_last = (
+        bool(settings["channels_last"])
+        and device.type == "cpu"
+        and not isinstance(module, torch.jit.ScriptModule)
+    )
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    if channels_last:
+        module.to(memory_format=fmt)
+    x = torch.from_numpy(crop)[None].to(device).contiguous(memory_format=fmt)
+    with torch.inference_mode(), dev.autocast(device, amp):
+        if roi is None:
+            if isinstance(module, MeshNet):
+
+                def step(i: int, n: int) -> None:
+                    report(i, n + 1, f"layer {i}/{n}")
+                    check(cancel)
+
+                bg = torch.as_tensor(context["background"], dtype=x.dtype, device=device)
+                y = module(x, step, total_voxels=context["total_voxels"], background=bg)
+            else:
+                report(0, 2, "running the model")
+                y = module(x)
+        else:
+            y = _sliding_window(module, x, roi, settings, report, cancel)
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    return y[0].float().cpu().contiguous().numpy()
+
+
+def _outside_value(data: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """Per-channel median of the voxels outside the crop box (0 when there are none)."""
+    outside = np.ones(data.shape[1:], bool)
+    outside[box] = False
+    if not outside.any():
+        return np.zeros(data.shape[0], np.float32)
+    return np.array([np.median(data[c][outside][::7]) for c in range(data.shape[0])], np.float32)
+
+
+def _sliding_window(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    roi: tuple[int, ...],
+    settings: dict[str, Any],
+    report: ProgressCallback,
+    cancel: CancelToken | None,
+) -> torch.Tensor:
+    from monai.inferers import sliding_window_inference
+
+    overlap = float(settings["overlap"])
+    batch = int(settings["sw_batch_size"])
+    counts = [
+        1 if s <= r else math.ceil((s - r) / max(1, int(r * (1 - overlap)))) + 1
+        for s, r in zip(x.shape[2:], roi, strict=True)
+    ]
+    total = max(1, math.ceil(math.prod(counts) / batch))
+    done = [0]
+
+    def predictor(window: torch.Tensor) -> torch.Tensor:
+        check(cancel)
+        out = module(window)
+        done[0] += 1
+        report(done[0], total + 1, f"window {done[0]}/{total}")
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    return sliding_window_inference(
+        x, roi, batch, predictor, overlap=overlap, mode=str(settings.get("blend", "gaussian"))
+    )
+
+
+def _restore(
+    card: ModelCard,
+    out: np.ndarray,
+    box: tuple[slice, ...],
+    full_shape: tuple[int, ...],
+    grid: prepost.GridMap,
+    transform: np.ndarray | None,
+    ref: Volume,
+) -> dict[str, np.ndarray]:
+    steps = [s["op"] for s in card.postprocessing]
+    kind = card.output_kind
+    if "softmax" in steps:
+        out = prepost.softmax(out)
+    if "sigmoid" in steps:
+        out = prepost.sigmoid(out)
+    k = out.shape[0]
+
+    def uncrop(arr: np.ndarray, fill: np.ndarray | float) -> np.ndarray:
+        full = np.empty((arr.shape[0], *full_shape), dtype=arr.dtype)
+        full[...] = np.asarray(fill, dtype=arr.dtype).reshape(-1, 1, 1, 1) if np.ndim(fill) else fill
+        full[(slice(None), *box)] = arr
+        return full
+
+    def back(arr: np.ndarray) -> np.ndarray:
+        return restore_orientation(arr, transform) if transform is not None else arr
+
+    if kind == "labels" and "argmax" in steps:
+        if grid.identity or k > 8:
+            labels = uncrop(out.argmax(axis=0).astype(np.uint8 if k < 256 else np.int16)[None], 0)
+            labels = grid.inverse(labels, order=0)[0]
+        else:  # resample scores linearly, then decide: smoother borders than nearest labels
+            fill = np.full(k, out.min(), np.float32)
+            fill[0] = out.max()
+            labels = grid.inverse(uncrop(out.astype(np.float32), fill)).argmax(axis=0).astype(np.uint8)
+        labels = np.ascontiguousarray(back(labels))
+        for op in steps:
+            if op == "largest_component":
+                labels = prepost.largest_component(labels)
+            elif op == "fill_holes":
+                labels = prepost.fill_holes(labels)
+        return {"labels": labels}
+    restored = np.ascontiguousarray(
+        back(np.moveaxis(grid.inverse(uncrop(out.astype(np.float32), 0.0)), 0, -1))
+    )
+    restored = np.moveaxis(restored, -1, 0)
+    if kind == "labels" and "brats_regions" in steps:
+        opts = next(s for s in card.postprocessing if s["op"] == "brats_regions")
+        return {
+            "labels": prepost.brats_regions(
+                restored, float(opts.get("threshold", 0.5)), int(opts.get("enhancing", 3))
+            )
+        }
+    names = list(card.output.get("channels") or [f"ch{i}" for i in range(k)])
+    if kind == "image" and k == 1:
+        return {"image": restored[0]}
+    return {names[i] if i < len(names) else f"ch{i}": restored[i] for i in range(k)}
+
+
+def _provenance(
+    loaded: LoadedModel,
+    vols: list[Volume],
+    settings: dict[str, Any],
+    holder: dict[str, Any],
+    box: tuple[slice, ...],
+    seconds: float,
+) -> dict[str, Any]:
+    from .. import __version__
+
+    card = loaded.card
+    return {
+        "model_id": card.id,
+        "model_name": card.name,
+        "task": card.task,
+        "weights_sha256": loaded.sha256,
+        "card_path": str(card.card_path) if card.card_path else None,
+        "inputs": {name: str(v.meta.get("path", v.name)) for name, v in zip(card.inputs, vols, strict=True)},
+        "parameters": {
+            **{k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, list))},
+            "roi_size": list(holder["roi"]) if holder.get("roi") else None,
+            "crop_box": [[s.start, s.stop] for s in box],
+            "preprocessing": card.preprocessing,
+            "postprocessing": card.postprocessing,
+        },
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(holder.get("device", loaded.device)),
+        "seconds": round(seconds, 3),
+        "intended_use": card.intended_use,
+        "license": card.license,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,188 @@
+"""Invertible preprocessing and postprocessing steps used by the engine.
+
+Geometry: the input is first reoriented by an exact axis permutation
+(`volume.reorient`), then, when the card asks for a fixed grid ("conform") or
+voxel size ("resample"), resampled onto a grid sharing the reoriented axes and
+the input's centre. Each resampling keeps both affines so the model output is
+mapped back onto the input's own grid with the exact inverse voxel mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..volume import voxel_spacing
+
+
+@dataclass
+class GridMap:
+    """Source grid (reoriented input) and model grid; identity when they coincide."""
+
+    src_shape: tuple[int, int, int]
+    src_affine: np.ndarray
+    dst_shape: tuple[int, int, int]
+    dst_affine: np.ndarray
+
+    @property
+    def identity(self) -> bool:
+        return self.src_shape == self.dst_shape and np.allclose(self.src_affine, self.dst_affine, atol=1e-4)
+
+    def forward(self, data: np.ndarray, order: int = 1) -> np.ndarray:
+        """Resample source-grid data (C, ...) onto the model grid."""
+        return (
+            data
+            if self.identity
+            else _resample(data, self.src_affine, self.dst_affine, self.dst_shape, order)
+        )
+
+    def inverse(self, data: np.ndarray, order: int = 1) -> np.ndarray:
+        """Resample model-grid data (C, ...) back onto the source grid."""
+        return (
+            data
+            if self.identity
+            else _resample(data, self.dst_affine, self.src_affine, self.src_shape, order)
+        )
+
+
+def _resample(
+    data: np.ndarray, src_affine: np.ndarray, dst_affine: np.ndarray, shape: tuple[int, ...], order: int
+) -> np.ndarray:
+    """Pull each channel of `data` onto a grid (world-space mapping, zero outside)."""
+    m = np.linalg.inv(src_affine) @ dst_affine
+    out = np.empty((data.shape[0], *shape), dtype=np.float32 if order else data.dtype)
+    for c in range(data.shape[0]):
+        ndimage.affine_transform(
+            data[c],
+            m[:3, :3],
+            offset=m[:3, 3],
+            output_shape=shape,
+            output=out[c],
+            order=order,
+            mode="constant",
+            cval=0.0,
+            prefilter=False,
+        )
+    return out
+
+
+def target_grid(shape: tuple[int, ...], affine: np.ndarray, step: dict[str, Any]) -> GridMap:
+    """Model grid for a conform/resample step, centred on the input's centre.
+
+    ``conform``: fixed shape (e.g. 256^3) and spacing; ``resample``: spacing only.
+    An input already on such a grid (shape and spacing equal) is left untouched.
+    """
+    src_shape = tuple(int(s) for s in shape[-3:])
+    spacing = np.asarray(step.get("spacing", 1.0), dtype=float) * np.ones(3)
+    src_spacing = voxel_spacing(affine)
+    if step["op"] == "conform":
+        dst_shape = tuple(int(s) for s in np.broadcast_to(step.get("shape", 256), (3,)))
+    else:
+        dst_shape = tuple(
+            max(1, round(n * s / t)) for n, s, t in zip(src_shape, src_spacing, spacing, strict=True)
+        )
+    if dst_shape == src_shape and np.allclose(src_spacing, spacing, atol=1e-3):
+        return GridMap(src_shape, affine, src_shape, affine)  # type: ignore[arg-type]
+    directions = affine[:3, :3] / src_spacing
+    centre = affine @ np.append((np.asarray(src_shape) - 1) / 2.0, 1.0)
+    dst = np.eye(4)
+    dst[:3, :3] = directions * spacing
+    dst[:3, 3] = centre[:3] - dst[:3, :3] @ ((np.asarray(dst_shape) - 1) / 2.0)
+    return GridMap(src_shape, affine, dst_shape, dst)  # type: ignore[arg-type]
+
+
+def intensity(data: np.ndarray, step: dict[str, Any]) -> np.ndarray:
+    """Apply a scale / zscore / clip step to (C, ...) float32 data, in place where possible.
+
+    - ``scale``: min-max (or percentiles ``low_pct``/``high_pct``) to [low, high];
+    - ``zscore``: per channel, over non-zero voxels when ``nonzero`` (MONAI NormalizeIntensity);
+    - ``clip``: to [min, max].
+    """
+    op = step["op"]
+    for c in range(data.shape[0]):
+        x = data[c]
+        if op == "scale":
+            lo_p, hi_p = float(step.get("low_pct", 0.0)), float(step.get("high_pct", 100.0))
+            lo, hi = (
+                (float(x.min()), float(x.max()))
+                if (lo_p, hi_p) == (0.0, 100.0)
+                else tuple(float(v) for v in np.percentile(x, [lo_p, hi_p]))
+            )
+            a, b = float(step.get("low", 0.0)), float(step.get("high", 1.0))
+            x -= lo
+            x *= (b - a) / (hi - lo) if hi > lo else 0.0
+            x += a
+            if (lo_p, hi_p) != (0.0, 100.0):
+                np.clip(x, a, b, out=x)
+        elif op == "zscore":
+            sel = x != 0 if step.get("nonzero", True) else np.ones(x.shape, bool)
+            if sel.any():
+                mean, std = float(x[sel].mean()), float(x[sel].std())
+                x[sel] = (x[sel] - mean) / (std if std > 0 else 1.0)
+        elif op == "clip":
+            np.clip(x, step.get("min"), step.get("max"), out=x)
+        else:
+            raise ValueError(f"Unknown preprocessing step {op!r}.")
+    return data
+
+
+def foreground_bbox(data: np.ndarray, margin: int = 8, divisible: int = 1) -> tuple[slice, slice, slice]:
+    """Bounding box of the head: voxels above 2 % of the robust range, plus `margin`.
+
+    Falls back to the whole grid when nothing stands out. With `divisible`, the
+    box grows (within the grid) so each side is a multiple of it when possible.
+    """
+    x = np.abs(data).max(axis=0) if data.ndim == 4 else np.abs(data)
+    lo, hi = float(x.min()), float(np.percentile(x[::2, ::2, ::2], 99.5))
+    mask = x > lo + 0.02 * (hi - lo)
+    if not mask.any():
+        return tuple(slice(0, n) for n in x.shape)  # type: ignore[return-value]
+    slices = []
+    for axis, n in enumerate(x.shape):
+        nz = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        start, stop = max(0, int(nz[0]) - margin), min(n, int(nz[-1]) + 1 + margin)
+        if divisible > 1:
+            need = -(-(stop - start) // divisible) * divisible
+            start = max(0, min(start, n - need)) if need <= n else 0
+            stop = min(n, start + need)
+        slices.append(slice(start, stop))
+    return tuple(slices)  # type: ignore[return-value]
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over axis 0."""
+    e = np.exp(x - x.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def largest_component(labels: np.ndarray) -> np.ndarray:
+    """Keep the largest connected foreground component (6-connectivity) of a mask/labels map."""
+    fg = labels > 0
+    comp, n = ndimage.label(fg)
+    if n <= 1:
+        return labels
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    return np.where(comp == int(sizes.argmax()), labels, 0).astype(labels.dtype)
+
+
+def fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Fill enclosed holes of a binary mask (labels > 0 -> 1 inside holes)."""
+    filled = ndimage.binary_fill_holes(labels > 0)
+    out = labels.copy()
+    out[filled & (labels == 0)] = 1
+    return out
+
+
+def brats_regions(channels: np.ndarray, threshold: float = 0.5, enhancing: int = 3) -> np.ndarray:
+    """TC / WT / ET probability channels -> labels 1 necrotic core, 2 edema, `enhancing` (3 or 4)."""
+    tc, wt, et = (channels[i] > threshold for i in range(3))
+    return np.where(et, enhancing, np.where(tc, 1, np.where(wt, 2, 0))).astype(np.uint8)
