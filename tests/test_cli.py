@@ -20,7 +20,8 @@ def test_info_prints_geometry(data_dir: Path, capsys: pytest.CaptureFixture[str]
     info = json.loads(capsys.readouterr().out)
     assert info["shape"] == [240, 240, 155] and info["axcodes"] == "LPS"
     assert info["spacing"] == [1.0, 1.0, 1.0] and info["dtype"] == "int16"
-    np.testing.assert_allclose(info["affine"], nib.load(str(data_dir / "brats_gli_00001" / "t1c.nii.gz")).affine)
+    expected = nib.load(str(data_dir / "brats_gli_00001" / "t1c.nii.gz")).affine
+    np.testing.assert_allclose(info["affine"], expected)
 
 
 def test_convert_nifti_and_refuse_overwrite(data_dir: Path, tmp_path: Path,

@@ -222,7 +222,8 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --overwrite (or choose another name) to replace it.")
+        raise FileExistsError(
+            f"{path} already exists; pass --overwrite (or choose another name) to replace it.")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"The output folder {folder} does not exist.")

@@ -25,7 +25,8 @@ CONTRASTS = ("t1", "t1c", "t2", "flair", "pd", "mra", "dwi", "other")
 # Order matters: the first pattern that matches wins ("t1c" before "t1", "t2f" = FLAIR).
 _CONTRAST_PATTERNS: tuple[tuple[str, str], ...] = (
     ("flair", r"flair|t2f\b|t2[-_ ]?flair|dark[-_ ]?fluid"),
-    ("t1c", r"t1c|t1ce|t1[-_ ]?gd|gad|t1[-_ ]?post|contrast|mprage[-_ ]?post|\bce[-_ ]?t1|t1w?[-_ ]?c\b|mr_gd"),
+    ("t1c", r"t1c|t1ce|t1[-_ ]?gd|gad|t1[-_ ]?post|contrast|mprage[-_ ]?post|\bce[-_ ]?t1"
+            r"|t1w?[-_ ]?c\b|mr_gd"),
     ("t2", r"t2w?\b|t2[-_ ]|t2$|tse|haste"),
     ("t1", r"t1n|t1w?\b|t1[-_ ]|t1$|mprage|spgr|bravo|t1_crop"),
     ("pd", r"\bpd\b|pd[-_ ]|_pd|proton"),
@@ -103,7 +104,7 @@ def load_study(paths: Sequence[str | Path], contrasts: Sequence[str] | None = No
     if len(names) != len(paths):
         raise ValueError(f"{len(paths)} files but {len(names)} contrast names were given.")
     volumes: dict[str, Volume] = {}
-    for i, (name, path) in enumerate(zip(names, paths)):
+    for i, (name, path) in enumerate(zip(names, paths, strict=True)):
         check(cancel)
         progress(i, len(paths) * 2, f"Loading {Path(path).name}")
         volumes[name] = io.load(path, name=name)

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from napari_brain_dl.core import io
-from napari_brain_dl.core.study import (align_study, fov_overlap, guess_contrast, load_study,
-                                        needs_registration, resample_to, unique_names)
+from napari_brain_dl.core.study import (
+    align_study,
+    fov_overlap,
+    guess_contrast,
+    load_study,
+    needs_registration,
+    resample_to,
+    unique_names,
+)
 from napari_brain_dl.core.volume import Volume
 
 
