@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_is_clean() -> None:
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "napari_brain_dl", "tests", "bench", "scripts"],
+    folders = ["napari_brain_dl", "tests", "bench", "scripts"]
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", *folders],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
