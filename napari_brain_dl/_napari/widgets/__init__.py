@@ -7,27 +7,30 @@ from typing import Any
 
 from ...core.progress import Cancelled, CancelToken
 
-#: Signature of the work a widget hands to `run_task`: work(progress, cancel) -> result.
-Work = Callable[[Callable[[int, int, str], None], CancelToken], Any]
+#: The work a widget hands to `run_task`: work(progress, cancel, notify) -> result.
+Work = Callable[[Callable[[int, int, str], None], CancelToken, Callable[[str], None]], Any]
 
 
 def run_task(work: Work, *, on_done: Callable[[Any], None], on_progress: Callable[[int, int, str], None],
-             on_error: Callable[[BaseException], None], synchronous: bool = False,
-             cancel: CancelToken | None = None) -> Any:
+             on_error: Callable[[BaseException], None], on_note: Callable[[str], None] | None = None,
+             synchronous: bool = False, cancel: CancelToken | None = None) -> Any:
     """Run `work` in a napari worker thread (or inline when `synchronous`).
 
     `work` gets a thread-safe ``progress(done, total, text)`` callback (relayed
-    to `on_progress` on the UI thread) and a `CancelToken`. `on_done` gets the
-    result, `on_error` the exception (`Cancelled` included); both run on the
-    UI thread, so only they may touch layers and widgets.
+    to `on_progress` on the UI thread), a `CancelToken` and a ``notify(text)``
+    callback for notes such as out-of-memory fallbacks (relayed to `on_note`).
+    `on_done` gets the result, `on_error` the exception (`Cancelled` included)
+    and nothing else sees it; all run on the UI thread, so only they may touch
+    layers and widgets.
 
     Returns:
         The worker (threaded) or None (synchronous).
     """
     cancel = cancel or CancelToken()
+    on_note = on_note or show_warning_later
     if synchronous:
         try:
-            result = work(on_progress, cancel)
+            result = work(on_progress, cancel, on_note)
         except Exception as exc:  # handed to the widget, like the threaded path
             on_error(exc)
             return None
@@ -39,16 +42,24 @@ def run_task(work: Work, *, on_done: Callable[[Any], None], on_progress: Callabl
 
     class _Relay(QObject):
         progressed = Signal(int, int, str)
+        noted = Signal(str)
 
     relay = _Relay()
     relay.progressed.connect(on_progress)
-    worker = create_worker(work, relay.progressed.emit, cancel, _start_thread=False,
-                           _ignore_errors=True)  # on_error reports them
-    worker.returned.connect(on_done)
-    worker.errored.connect(on_error)
+    relay.noted.connect(on_note)
+    # Handlers passed at creation: errors reach on_error only, never a re-raise on the UI thread.
+    worker = create_worker(work, relay.progressed.emit, cancel, relay.noted.emit, _start_thread=False,
+                           _connect={"returned": on_done, "errored": on_error}, _ignore_errors=True)
     worker._brain_dl_relay = relay  # keep the relay alive as long as the worker
     worker.start()
     return worker
+
+
+def show_warning_later(text: str) -> None:
+    """Default note handler: a napari warning notification."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(text)
 
 
 def is_cancelled(exc: BaseException) -> bool:

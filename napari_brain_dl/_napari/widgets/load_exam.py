@@ -75,7 +75,7 @@ class LoadExamWidget(Container):
         paths = self.paths()
         if not paths:
             return
-        self._start("Reading", lambda progress, cancel: _read_all(paths, progress, cancel),
+        self._start("Reading", lambda progress, cancel, _notify: _read_all(paths, progress, cancel),
                     self._show_series)
 
     def _show_series(self, series: list[tuple[str, Any]]) -> None:
@@ -122,7 +122,7 @@ class LoadExamWidget(Container):
             vol.name = name
         reference = None if self.reference.value == "auto" else self.reference.value
         register = REGISTER[self.register.value]
-        self._start("Loading", lambda progress, cancel: align_study(
+        self._start("Loading", lambda progress, cancel, _notify: align_study(
             volumes, reference, register, progress=progress, cancel=cancel), self._add_layers)
 
     def _add_layers(self, study: Any) -> None:

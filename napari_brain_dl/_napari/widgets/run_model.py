@@ -17,7 +17,6 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Signal
 
 from ...core.models import ModelCard, default_registry
 from ...core.progress import CancelToken
@@ -25,13 +24,6 @@ from ..layers import layer_to_volume, volume_to_layer_data
 from . import is_cancelled, run_task
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-class _Relay(QObject):
-    """Carries progress and notes (e.g. out-of-memory fallbacks) from the worker to the UI thread."""
-
-    progressed = Signal(int, int, str)
-    noted = Signal(str)
 
 
 class RunModelWidget(Container):
@@ -166,26 +158,9 @@ class RunModelWidget(Container):
         self._pbar = napari_progress(total=1, desc=f"{card.name}")
         self.status.value = f"Running {card.name}..."
         self._source = layers[0].name
-        if self.synchronous:
-            self.worker = run_task(lambda progress, cancel: work(progress, cancel, show_warning),
-                                   on_done=self._add_result, on_progress=self._progress,
-                                   on_error=self._error, synchronous=True, cancel=self._cancel)
-        else:
-            self.worker = self._start_worker(work)
-
-    def _start_worker(self, work: Any) -> Any:
-        """`create_worker` with our errored handler passed at creation (no re-raise in the UI thread)."""
-        from napari.qt.threading import create_worker
-
-        relay = _Relay()
-        relay.progressed.connect(self._progress)
-        relay.noted.connect(show_warning)
-        handlers = {"returned": self._add_result, "errored": self._error}
-        worker = create_worker(work, relay.progressed.emit, self._cancel, relay.noted.emit,
-                               _start_thread=False, _connect=handlers)
-        worker._brain_dl_relay = relay  # alive as long as the worker
-        worker.start()
-        return worker
+        self.worker = run_task(work, on_done=self._add_result, on_progress=self._progress,
+                               on_error=self._error, on_note=show_warning, synchronous=self.synchronous,
+                               cancel=self._cancel)
 
     def cancel(self, *_: Any) -> None:
         """Stop the running model at its next check; nothing is added."""
