@@ -148,6 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .core.io import atomic_output, suffix_of
     from .core.models.registry import resolve_model
     from .core.progress import stderr_progress
+    from .core.tasks.parcellate import region_volumes
     from .core.tasks.run_model import run_model
 
     try:
@@ -181,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json:
             report = {"outputs": {k: str(v) for k, v in targets.items()}, "provenance": pred.provenance}
             if card.output_kind == "labels" and "labels" in pred.outputs:
-                report["regions"] = _regions(pred.outputs["labels"], card)
+                report["regions"] = region_volumes(pred.outputs["labels"], list(card.labels))
             with atomic_output(args.json, overwrite=args.overwrite) as tmp:
                 tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     except _bad_input_errors() as exc:
@@ -189,18 +190,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, path in targets.items():
         print(f"{path}: {name}")
     return 0
-
-
-def _regions(labels: Any, card: Any) -> list[dict[str, Any]]:
-    import numpy as np
-
-    names = card.label_names()
-    counts = np.bincount(np.asarray(labels.data).ravel().astype(np.int64))
-    return [
-        {"label": v, "name": names.get(v, str(v)), "volume_ml": round(float(n) * labels.voxel_volume_ml, 3)}
-        for v, n in enumerate(counts)
-        if v > 0 and n > 0
-    ]
 
 
 def _sentence(exc: BaseException) -> str:

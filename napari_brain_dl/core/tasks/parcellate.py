@@ -70,23 +70,34 @@ def parcellate(
     labels = pred.primary
     infos = _label_infos(card)
     names = {lab.value: lab.name for lab in infos}
+    regions = region_volumes(labels, infos)
+    labels.name = f"{volume.name}_parcellation"
+    labels.meta["label_names"] = names
+    return Parcellation(labels, regions, names)
+
+
+def region_volumes(labels: Volume, infos: list[LabelInfo]) -> list[dict[str, Any]]:
+    """One row per label present (not 0): label, name, color, voxels, volume_ml.
+
+    Example:
+        >>> rows = region_volumes(parc.labels, card.labels)  # doctest: +SKIP
+        >>> rows[0]["volume_ml"]
+        2.6
+    """
+    names = {lab.value: lab.name for lab in infos}
     colors = {lab.value: list(lab.color) for lab in infos}
-    counts = np.bincount(np.asarray(labels.data).ravel().astype(np.int64), minlength=len(names) or 1)
-    voxel_ml = volume.voxel_volume_ml
-    regions = [
+    counts = np.bincount(np.asarray(labels.data).ravel().astype(np.int64))
+    return [
         {
             "label": int(v),
             "name": names.get(int(v), str(v)),
             "color": colors.get(int(v), [128, 128, 128]),
             "voxels": int(n),
-            "volume_ml": round(float(n) * voxel_ml, 3),
+            "volume_ml": round(float(n) * labels.voxel_volume_ml, 3),
         }
         for v, n in enumerate(counts)
         if v > 0 and n > 0
     ]
-    labels.name = f"{volume.name}_parcellation"
-    labels.meta["label_names"] = names
-    return Parcellation(labels, regions, names)
 
 
 def _label_infos(card: ModelCard) -> list[LabelInfo]:
