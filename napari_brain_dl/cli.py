@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, cli_models
+from . import __version__, cli_models, cli_tumor
 
 EXIT_BAD_INPUT = 2
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     cli_models.register(sub)
+    cli_tumor.register(sub)
     return parser
 
 

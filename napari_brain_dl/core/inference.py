@@ -233,12 +233,25 @@ def _forward(
                 y = module(x, step, total_voxels=context["total_voxels"], background=bg)
             else:
                 report(0, 2, "running the model")
-                y = module(x)
+                y = _padded(module, x)
         else:
             y = _sliding_window(module, x, roi, settings, report, cancel)
     if isinstance(y, (tuple, list)):
         y = y[0]
     return y[0].float().cpu().contiguous().numpy()
+
+
+def _padded(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run `module`, zero-padding x up to the multiple its ``divisor`` attribute asks for."""
+    div = int(getattr(module, "divisor", 1))
+    sizes = x.shape[2:]
+    pads = [(-n) % div for n in sizes]
+    if not any(pads):
+        return module(x)
+    flat = [p for pad in reversed(pads) for p in (0, pad)]
+    y = module(torch.nn.functional.pad(x, flat))
+    y = y[0] if isinstance(y, (tuple, list)) else y
+    return y[(..., *(slice(0, n) for n in sizes))]
 
 
 def _outside_value(data: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
@@ -271,7 +284,7 @@ def _sliding_window(
 
     def predictor(window: torch.Tensor) -> torch.Tensor:
         check(cancel)
-        out = module(window)
+        out = _padded(module, window)
         done[0] += 1
         report(done[0], total + 1, f"window {done[0]}/{total}")
         return out[0] if isinstance(out, (tuple, list)) else out

@@ -99,7 +99,8 @@ def intensity(data: np.ndarray, step: dict[str, Any]) -> np.ndarray:
 
     - ``scale``: min-max (or percentiles ``low_pct``/``high_pct``) to [low, high];
     - ``zscore``: per channel, over non-zero voxels when ``nonzero`` (MONAI NormalizeIntensity);
-    - ``clip``: to [min, max].
+    - ``clip``: to [min, max];
+    - ``zscore_foreground``: see `zscore_foreground` (raw or already z-scored skull-stripped scans).
     """
     op = step["op"]
     for c in range(data.shape[0]):
@@ -124,9 +125,33 @@ def intensity(data: np.ndarray, step: dict[str, Any]) -> np.ndarray:
                 x[sel] = (x[sel] - mean) / (std if std > 0 else 1.0)
         elif op == "clip":
             np.clip(x, step.get("min"), step.get("max"), out=x)
+        elif op == "zscore_foreground":
+            data[c] = zscore_foreground(x, float(step.get("clip", 5.0)))
         else:
             raise ValueError(f"Unknown preprocessing step {op!r}.")
     return data
+
+
+def zscore_foreground(x: np.ndarray, clip: float = 5.0) -> np.ndarray:
+    """Z-score over the foreground of a skull-stripped scan; background becomes 0.
+
+    The background is the value the scan takes most outside the head: its minimum
+    (0 for raw integer scans, a negative constant for scans z-scored inside the brain).
+    Mean and standard deviation come from foreground voxels between the 0.5 and 99.5
+    percentiles, so a few bright vessels do not set the scale. An all-constant
+    (missing) channel stays all zero.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    fg = x > x.min()
+    out = np.zeros_like(x)
+    if fg.sum() < 16:
+        return out
+    vals = x[fg]
+    lo, hi = np.percentile(vals, [0.5, 99.5])  # all voxels: the result must not depend on their order
+    core = vals[(vals >= lo) & (vals <= hi)]
+    std = float(core.std()) or 1.0
+    out[fg] = np.clip((vals - float(core.mean())) / std, -clip, clip)
+    return out
 
 
 def foreground_bbox(data: np.ndarray, margin: int = 8, divisible: int = 1) -> tuple[slice, slice, slice]:
@@ -159,8 +184,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function."""
-    return 1.0 / (1.0 + np.exp(-x))
+    """Logistic function (no overflow for large negative inputs)."""
+    from scipy.special import expit
+
+    return expit(x)
 
 
 def largest_component(labels: np.ndarray) -> np.ndarray:

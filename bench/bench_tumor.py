@@ -1,0 +1,171 @@
+"""Benchmark: tumour models against the classical baseline and against plain MONAI, one process.
+
+1. Accuracy per case (WT / TC / ET Dice): classical baseline (bench/tumor_baseline.py) beside
+   the automatic model, FLAIR + T1c only (what every case has); the held-out case is marked.
+2. Speed: full-volume segmentation through the engine (`segment_tumor`, model cached) vs the
+   same network through plain MONAI ``sliding_window_inference`` at the card's window settings
+   on the whole normalised volume (NCDHW, float32, ``torch.no_grad``), as a time ratio.
+3. Click latency: the click model through `ClickSegmenter.update`, clicks simulated as in the
+   issue (innermost voxel of the tumour, then of the largest error region), median and p95.
+
+Usage::
+
+    python bench/bench_tumor.py [--data ../shared/data] [--repeats 2] [--clicks 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
+
+import brats_data  # noqa: E402
+from tumor_baseline import baseline_labels  # noqa: E402
+
+from napari_brain_dl.core import io  # noqa: E402
+from napari_brain_dl.core.inference import get_model  # noqa: E402
+from napari_brain_dl.core.models import prepost  # noqa: E402
+from napari_brain_dl.core.tasks.tumor import segment_tumor  # noqa: E402
+from napari_brain_dl.core.volume import Volume  # noqa: E402
+
+CASES = [*brats_data.EXPERT, "brats_gli_00001"]
+
+
+def load_exam(data: Path, name: str) -> tuple[Volume, Volume, np.ndarray]:
+    """FLAIR, T1c Volumes and the reference labels (BraTS 2023 values) of one case."""
+    if name.startswith("brats_2013"):
+        folder = data / "brats2015_flair_t1c" / name
+        flair, t1c = (
+            io.load(folder / "Flair_subtrMeanDivStd.nii.gz"),
+            io.load(folder / "T1c_subtrMeanDivStd.nii.gz"),
+        )
+        raw = np.rint(np.asarray(io.load(folder / "OTMultiClass.nii.gz").data)).astype(np.int64)
+        ref = np.array([0, 1, 2, 1, 3], np.uint8)[raw]
+    else:
+        folder = data / name
+        flair, t1c = io.load(folder / "t2f.nii.gz"), io.load(folder / "t1c.nii.gz")
+        ref = np.asarray(io.load(folder / "seg-BraTS23_1.nii.gz").data).astype(np.uint8)
+    return flair, t1c, ref
+
+
+def accuracy(data: Path, model: str) -> list[dict[str, object]]:
+    rows = []
+    for name in CASES:
+        flair, t1c, ref = load_exam(data, name)
+        base = brats_data.region_dice(baseline_labels(np.asarray(flair.data), np.asarray(t1c.data)), ref)
+        seg = segment_tumor(flair, t1c, model=model, device="cpu")
+        ours = brats_data.region_dice(seg.labels.data, ref)
+        held_out = name in brats_data.VALIDATION
+        rows.append(
+            {
+                "case": name,
+                "held_out": held_out,
+                "expert": name.startswith("brats_2013"),
+                "baseline": base,
+                "model": ours,
+            }
+        )
+        print(
+            f"{name:24s} {'held out' if held_out else 'trained ':9s} baseline "
+            + " ".join(f"{k} {v:.3f}" for k, v in base.items())
+            + " | model "
+            + " ".join(f"{k} {v:.3f}" for k, v in ours.items()),
+            flush=True,
+        )
+    return rows
+
+
+def speed(data: Path, model: str, repeats: int) -> dict[str, float]:
+    """Engine vs plain MONAI sliding window on the held-out case (FLAIR + T1c, T1/T2 zero)."""
+    from monai.inferers import sliding_window_inference
+
+    flair, t1c, _ = load_exam(data, brats_data.VALIDATION[0])
+    loaded = get_model(model, "cpu")
+    card = loaded.card
+    segment_tumor(flair, t1c, model=model, device="cpu")  # warm-up, model cached
+    engine = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        segment_tumor(flair, t1c, model=model, device="cpu")
+        engine.append(time.perf_counter() - start)
+
+    settings = card.inference
+    roi = settings.get("roi_size") or [-(-n // 16) * 16 for n in flair.shape]  # whole volume, like the bundle
+    overlap = float(settings.get("overlap", 0.5))
+    module = loaded.module.to(memory_format=torch.contiguous_format)
+    plain = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        x = np.stack(
+            [prepost.zscore_foreground(np.asarray(v.data)) for v in (flair, t1c)]
+            + [np.zeros(flair.shape, np.float32)] * 2
+        )
+        with torch.no_grad():
+            y = sliding_window_inference(
+                torch.from_numpy(x)[None], roi, 1, module, overlap=overlap, mode="gaussian"
+            )
+        prepost.brats_regions(prepost.sigmoid(y[0].numpy()), 0.5, 3)
+        plain.append(time.perf_counter() - start)
+    result = {"engine_s": min(engine), "plain_monai_s": min(plain), "roi": list(roi), "overlap": overlap}
+    result["ratio"] = result["engine_s"] / result["plain_monai_s"]
+    print(
+        f"full volume: engine {result['engine_s']:.1f} s, plain MONAI sliding window (roi {roi}, overlap "
+        f"{overlap}) {result['plain_monai_s']:.1f} s, ratio {result['ratio']:.2f}",
+        flush=True,
+    )
+    return result
+
+
+def click_latency(data: Path, clicks: int) -> dict[str, float]:
+    from napari_brain_dl.core.tasks.click_segment import ClickSegmenter, next_click
+
+    times, per_case = [], {}
+    for name in CASES:
+        flair, t1c, ref = load_exam(data, name)
+        truth = ref > 0
+        session = ClickSegmenter(flair, t1c, device="cpu")
+        fg, bg, dices = [], [], []
+        mask = np.zeros(truth.shape, bool)
+        for _ in range(clicks):
+            index, positive = next_click(mask, truth)
+            (fg if positive else bg).append(tuple(int(i) for i in index))
+            start = time.perf_counter()
+            mask = session.update(fg, bg).data > 0
+            times.append(time.perf_counter() - start)
+            dices.append(brats_data.dice(mask, truth))
+        per_case[name] = dices
+        print(f"{name:24s} click Dice " + " ".join(f"{d:.3f}" for d in dices), flush=True)
+    result = {"median_s": statistics.median(times), "p95_s": float(np.percentile(times, 95)), "n": len(times)}
+    print(
+        f"click latency: median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s, {len(times)} clicks"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=brats_data.DATA)
+    parser.add_argument("--model", default="brats-tumor-seg")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--clicks", type=int, default=5)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "clicks"])
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if "accuracy" not in args.skip:
+        accuracy(args.data, args.model)
+    if "speed" not in args.skip:
+        speed(args.data, args.model, args.repeats)
+    if "clicks" not in args.skip:
+        click_latency(args.data, args.clicks)
+
+
+if __name__ == "__main__":
+    main()

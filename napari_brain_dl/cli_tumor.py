@@ -1,0 +1,177 @@
+"""Command-line subcommands for tumours: ``segment`` and ``click-segment``.
+
+Both write labels on FLAIR's grid (FLAIR's shape and affine) and, with ``--json``,
+volumes in mL and provenance. Exit codes as in `cli_models`: 0 success, 2 bad input
+(one sentence on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence
+
+
+def register(subparsers: Any) -> None:
+    """Add ``segment`` and ``click-segment`` to an argparse ``add_subparsers()`` object."""
+    seg = subparsers.add_parser("segment", help="automatic brain-tumour segmentation (BraTS 2023 labels)")
+    _exam_arguments(seg)
+    seg.add_argument("--model", default="brats-tumor-seg", help="model id or card (default: brats-tumor-seg)")
+    seg.add_argument("--tta", action="store_true", help="4 flipped passes: uncertainty and slices to review")
+    seg.add_argument("--uncertainty", help="with --tta: also write the uncertainty map here")
+    seg.set_defaults(func=cmd_segment)
+
+    click = subparsers.add_parser(
+        "click-segment", help="whole-tumour mask from clicks (voxel indices of FLAIR)"
+    )
+    _exam_arguments(click)
+    click.add_argument(
+        "--fg", action="append", required=True, type=_index, help="positive click i,j,k (repeat)"
+    )
+    click.add_argument("--bg", action="append", default=[], type=_index, help="negative click i,j,k (repeat)")
+    click.add_argument(
+        "--model", default="brats-tumor-click", help="model id or card (default: brats-tumor-click)"
+    )
+    click.set_defaults(func=cmd_click_segment)
+
+
+def _exam_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flair", required=True, help="FLAIR scan (defines the output grid)")
+    parser.add_argument("--t1c", required=True, help="contrast-enhanced T1 scan")
+    parser.add_argument("--t1", help="native T1 scan (optional)")
+    parser.add_argument("--t2", help="T2 scan (optional)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="label file to write (.nii.gz, .nii, .nrrd, .mha)"
+    )
+    parser.add_argument("--json", help="write volumes (mL) and provenance as JSON here")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def _index(text: str) -> tuple[int, int, int]:
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a voxel index i,j,k (three integers).")
+    return (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def _load_exam(args: argparse.Namespace) -> dict[str, Any]:
+    from .core import io
+
+    return {
+        name: io.load(p) if p else None
+        for name, p in (("FLAIR", args.flair), ("T1c", args.t1c), ("T1", args.t1), ("T2", args.t2))
+    }
+
+
+def _outputs(args: argparse.Namespace, *extra: str | None) -> list[Path]:
+    paths = [Path(args.output)] + [Path(p) for p in extra if p]
+    _check_outputs(paths, args.overwrite)
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it.")
+    return paths
+
+
+def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
+    from .core.io import atomic_output
+
+    if path:
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
+def _notify(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """``napari-brain-dl segment --flair F --t1c F [--t1 F] [--t2 F] -o OUT [--json J] [--tta]``."""
+    from .core import io
+    from .core.device import choose_device
+    from .core.progress import stderr_progress
+    from .core.tasks.measure import tumor_measurements
+    from .core.tasks.tumor import segment_tumor
+
+    try:
+        if args.uncertainty and not args.tta:
+            raise ValueError("--uncertainty needs --tta (the map comes from the flipped passes).")
+        _outputs(args, args.uncertainty)
+        choose_device(args.device)
+        exam = _load_exam(args)
+        seg = segment_tumor(
+            exam["FLAIR"],
+            exam["T1c"],
+            exam["T1"],
+            exam["T2"],
+            model=args.model,
+            device=args.device,
+            tta=args.tta,
+            progress=stderr_progress,
+            notify=_notify,
+        )
+        io.save(
+            seg.labels,
+            args.output,
+            overwrite=args.overwrite,
+            description=f"tumour labels {seg.provenance.get('model_id', '')} (BraTS 2023)",
+        )
+        if seg.uncertainty is not None and args.uncertainty:
+            io.save(
+                seg.uncertainty, args.uncertainty, overwrite=args.overwrite, description="TTA uncertainty"
+            )
+        report = {
+            "output": str(args.output),
+            "measurements": tumor_measurements(seg.labels),
+            "review_slices": seg.review_slices,
+            "notes": seg.notes,
+            "provenance": seg.provenance,
+        }
+        _write_json(args.json, report, args.overwrite)
+    except _bad_input_errors() as exc:
+        return _fail(_sentence(exc))
+    m = report["measurements"]
+    print(
+        f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL, tumour core {m['tumor_core_ml']:.1f} mL, "
+        f"enhancing {m['enhancing_ml']:.1f} mL"
+    )
+    return 0
+
+
+def cmd_click_segment(args: argparse.Namespace) -> int:
+    """``napari-brain-dl click-segment --flair F --t1c F --fg i,j,k [--bg i,j,k] -o OUT [--json J]``."""
+    from .core import io
+    from .core.device import choose_device
+    from .core.tasks.click_segment import click_segment
+    from .core.tasks.tumor import prepare_exam
+
+    try:
+        _outputs(args)
+        choose_device(args.device)
+        exam = _load_exam(args)
+        notes: list[str] = []
+        vols, present = prepare_exam(exam, notes)
+        if {"T1", "T2"} & set(present):
+            notes.append("The click model uses FLAIR and T1c only; T1/T2 were not used.")
+        for note in notes:
+            _notify(note)
+        mask = click_segment(vols[0], vols[1], args.fg, args.bg, model=args.model, device=args.device)
+        io.save(mask, args.output, overwrite=args.overwrite, description="whole tumour from clicks")
+        ml = float(np.count_nonzero(mask.data)) * mask.voxel_volume_ml
+        report = {
+            "output": str(args.output),
+            "whole_tumor_ml": round(ml, 3),
+            "clicks": {"fg": [list(c) for c in args.fg], "bg": [list(c) for c in args.bg]},
+            "notes": notes,
+            "provenance": mask.meta.get("provenance", {}),
+        }
+        _write_json(args.json, report, args.overwrite)
+    except _bad_input_errors() as exc:
+        return _fail(_sentence(exc))
+    print(f"{args.output}: whole tumour {ml:.1f} mL")
+    return 0
