@@ -1,13 +1,23 @@
 """One module per task, one public function each (torch loads only when a task runs).
 
 Example:
-    >>> from napari_brain_dl.core.tasks import parcellate, run_model, skullstrip
+    >>> from napari_brain_dl.core.tasks import parcellate, run_model, segment_tumor, skullstrip
 """
 
 from __future__ import annotations
 
+from .measure import tumor_measurements
 from .parcellate import Parcellation, parcellate
 from .run_model import run_model
 from .skullstrip import skullstrip
+from .tumor import TumorSegmentation, segment_tumor
 
-__all__ = ["Parcellation", "parcellate", "run_model", "skullstrip"]
+__all__ = [
+    "Parcellation",
+    "TumorSegmentation",
+    "parcellate",
+    "run_model",
+    "segment_tumor",
+    "skullstrip",
+    "tumor_measurements",
+]

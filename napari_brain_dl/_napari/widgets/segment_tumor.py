@@ -1,0 +1,298 @@
+""""Segment tumour" dock widget: FLAIR + T1c (T1, T2 optional) -> BraTS labels, clicks, edits, export.
+
+Choose the exam's contrasts among the viewer's image layers (preselected from their
+names), the model and whether to estimate the uncertainty (test-time augmentation),
+then Run: `core.tasks.tumor.segment_tumor` runs in a worker thread with progress and
+Cancel, and the result comes back as a "tumor" labels layer on FLAIR's grid (classes
+named and coloured; the status bar names the class under the cursor), plus with TTA an
+uncertainty layer and a list of slices to review. Cancel or an error adds nothing.
+
+Click mode (`tumor_clicks`) segments the whole tumour from clicks; measurements,
+autosave, Save JSON and export of the current tumour layer are in `tumor_results`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari.viewer
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from ...core.progress import CancelToken
+from ...core.tasks.tumor import DEFAULT_MODEL
+from ..layers import GEOMETRY, volume_to_layer_data
+from . import is_cancelled, run_task
+from .run_model import DEVICES, _sentence
+from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
+from .tumor_results import TumorResults, layer_volume, tumor_layer_kwargs
+
+NONE = "(none)"
+CONTRASTS = (("flair", "FLAIR"), ("t1c", "T1c"), ("t1", "T1"), ("t2", "T2"))
+__all__ = ["SegmentTumorWidget", "display_to_voxel", "voxel_to_display"]
+
+
+class SegmentTumorWidget(Container):
+    """Segment a brain tumour from the viewer's image layers.
+
+    Attributes tests may set: ``flair.value``, ``t1c.value``, ``t1.value``, ``t2.value``
+    (layer names, "(none)" for the optional ones), ``model.value`` (after
+    ``add_model(card path)`` for a model outside the registry), ``device.value``,
+    ``tta.value``, ``synchronous``; ``run()``, ``cancel()``; ``clicks`` (the click
+    controller) and ``results`` (measurements, autosave, export).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._synchronous = False
+        self._extra_models: list[str] = []
+        self._cancel: CancelToken | None = None
+        self._pbar: napari_progress | None = None
+        self._review: list[dict[str, int]] = []
+        self.worker: Any = None
+        self.flair = ComboBox(label="FLAIR", choices=self._layer_choices, nullable=True)
+        self.t1c = ComboBox(label="T1c", choices=self._layer_choices, nullable=True)
+        self.t1 = ComboBox(label="T1 (optional)", choices=self._optional_choices)
+        self.t2 = ComboBox(label="T2 (optional)", choices=self._optional_choices)
+        self.model = ComboBox(label="Model", choices=self._model_choices)
+        self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
+        self.tta = CheckBox(text="Uncertainty (TTA, 4x slower)", value=False)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(label="", value="Choose FLAIR and T1c, then Run.")
+        self.review = ComboBox(label="Review slice", choices=self._review_choices, visible=False)
+        self.clicks = ClickController(viewer, self._click_exam, on_mask=self._click_mask)
+        self.clicks.label = "Clicks"
+        self.results = TumorResults(viewer, self.flair_layer)
+        self.results.label = "Result"
+        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
+        self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta, buttons,
+                     self.status, self.review, self.clicks, self.results])
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.review.changed.connect(self.go_to_review)
+        self.flair.changed.connect(self._flair_changed)
+        viewer.layers.events.inserted.connect(self._layers_changed)
+        viewer.layers.events.removed.connect(self._layers_changed)
+        self._layers_changed()
+
+    @property
+    def synchronous(self) -> bool:
+        """Run the work on the calling thread (tests)."""
+        return self._synchronous
+
+    @synchronous.setter
+    def synchronous(self, value: bool) -> None:
+        self._synchronous = self.clicks.synchronous = bool(value)
+
+    # -- choices --------------------------------------------------------------------------------
+    def image_layers(self) -> list[str]:
+        """Names of the viewer's 3D image layers."""
+        from napari.layers import Image
+
+        return [layer.name for layer in self._viewer.layers
+                if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb]
+
+    def _layer_choices(self, _widget: Any = None) -> list[str]:
+        return self.image_layers()
+
+    def _optional_choices(self, _widget: Any = None) -> list[str]:
+        return [NONE, *self.image_layers()]
+
+    def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
+        from ...core.models import default_registry
+
+        try:
+            cards = [c for c in default_registry().cards()
+                     if {"flair", "t1c"} <= {i.lower() for i in c.inputs} and c.task == "segmentation"
+                     and c.inference.get("mode") != "click"]  # the click model is for click mode
+        except (OSError, ValueError):
+            cards = []
+        choices = [(c.name + ("" if c.available else " (weights missing)"), c.id) for c in cards]
+        if DEFAULT_MODEL not in [c.id for c in cards]:
+            choices.insert(0, (f"{DEFAULT_MODEL} (not installed)", DEFAULT_MODEL))
+        return choices + [(path, path) for path in self._extra_models]
+
+    def add_model(self, path: str) -> None:
+        """Offer a model card file that is not in the registry, and choose it."""
+        self._extra_models.append(str(path))
+        self.model.reset_choices()
+        self.model.value = str(path)
+
+    def _layers_changed(self, *_: Any) -> None:
+        from ...core.study import guess_contrast
+
+        layers = self.image_layers()
+        for box in (self.flair, self.t1c, self.t1, self.t2):
+            current = box.value
+            box.reset_choices()
+            if current in box.choices:
+                box.value = current
+        for contrast, _ in CONTRASTS:  # preselect by name, keeping the user's choices
+            box = getattr(self, contrast)
+            if box.value in (None, NONE):
+                match = [n for n in layers
+                         if _contrast_of(self._viewer.layers[n], guess_contrast) == contrast]
+                if match:
+                    box.value = match[0]
+        self.results.update_buttons()
+
+    def _flair_changed(self, *_: Any) -> None:
+        self.clicks.reset()
+        self.results.update_buttons()
+
+    def flair_layer(self) -> Any:
+        """The chosen FLAIR layer, or None."""
+        name = self.flair.value
+        return self._viewer.layers[name] if name and name in self._viewer.layers else None
+
+    def _volumes(self) -> dict[str, Any]:
+        """Chosen layers as Volumes on their source grids (UI thread); ValueError with a sentence."""
+        chosen = {label: getattr(self, key).value for key, label in CONTRASTS}
+        for label in ("FLAIR", "T1c"):
+            if chosen[label] in (None, NONE) or chosen[label] not in self._viewer.layers:
+                raise ValueError(f"Choose the {label} image layer: tumour segmentation needs FLAIR and T1c.")
+        return {label: layer_volume(self._viewer.layers[name]) if name not in (None, NONE) else None
+                for label, name in chosen.items()}
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, *_: Any) -> None:
+        """Segment the tumour (worker thread unless `synchronous`); the result is added on FLAIR's grid."""
+        try:
+            volumes = self._volumes()
+        except ValueError as exc:
+            self._say(str(exc))
+            return
+        model, device, tta = self.model.value or DEFAULT_MODEL, self.device.value, bool(self.tta.value)
+
+        def work(progress: Any, cancel: CancelToken, notify: Any) -> Any:
+            from ...core.tasks.tumor import segment_tumor
+
+            progress(0, 1, "Loading the model")
+            return segment_tumor(volumes["FLAIR"], volumes["T1c"], volumes["T1"], volumes["T2"], model=model,
+                                 device=device, tta=tta, progress=progress, cancel=cancel, notify=notify)
+
+        self._cancel = CancelToken()
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self._pbar = napari_progress(total=1, desc="Segment tumour")
+        self.status.value = "Segmenting the tumour..."
+        self._source = self.flair_layer()
+        self.worker = run_task(work, on_done=self._add_result, on_progress=self._progress,
+                               on_error=self._error, on_note=show_warning, synchronous=self.synchronous,
+                               cancel=self._cancel)
+
+    def cancel(self, *_: Any) -> None:
+        """Stop the run at its next check; nothing is added."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.status.value = "Cancelling..."
+
+    def _progress(self, done: int, total: int, text: str) -> None:
+        pbar = self._pbar
+        if pbar is None:
+            return
+        total = max(int(total), 1)
+        if pbar.total != total:
+            pbar.total = total
+        pbar.n = min(int(done), total)
+        pbar.set_description(text)
+        pbar.update(0)
+        self.status.value = text
+
+    def _add_result(self, seg: Any) -> None:
+        from napari.layers import Layer
+
+        if self._cancel is None or self._cancel.cancelled:  # finished after Cancel: drop it
+            self._finish("Cancelled; nothing was added.")
+            return
+        prov = dict(seg.provenance)
+        kwargs = tumor_layer_kwargs(_card_labels(self.model.value))
+        data, kw, kind = volume_to_layer_data(seg.labels, "labels", name="tumor",
+                                              metadata={"provenance": prov, TUMOR_KIND: "brats"}, **kwargs)
+        layer = self._viewer.add_layer(Layer.create(data, kw, kind))
+        if seg.uncertainty is not None:
+            self._viewer.add_layer(Layer.create(*volume_to_layer_data(
+                seg.uncertainty, "image", name="tumor uncertainty", colormap="inferno", blending="additive",
+                contrast_limits=(0.0, 0.5), metadata={"provenance": prov})))
+        self.results.attach(layer, prov, kind="brats")
+        self._viewer.layers.selection.active = layer
+        self.show_review(seg.review_slices)
+        for note in seg.notes:
+            show_info(note)
+        self._finish(f"Tumour segmented in {prov.get('seconds', 0):.1f} s on {prov.get('device', '?')}"
+                     + (f"; {len(self._review)} slices to review." if seg.uncertainty is not None else "."))
+
+    def _error(self, exc: BaseException) -> None:
+        if is_cancelled(exc):
+            show_info("Tumour segmentation cancelled; nothing was added.")
+            self._finish("Cancelled; nothing was added.")
+            return
+        text = str(exc) if isinstance(exc, ValueError) else f"The segmentation failed: {_sentence(exc)}"
+        show_error(text)
+        self._finish(text)
+
+    def _finish(self, text: str) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.status.value = text
+        self._cancel = None
+
+    def _say(self, text: str) -> None:
+        show_warning(text)
+        self.status.value = text
+
+    # -- review slices ----------------------------------------------------------------------------
+    def _review_choices(self, _widget: Any = None) -> list[tuple[str, int]]:
+        return [(f"slice {r['index']} ({r['uncertain_voxels']} uncertain voxels)", i)
+                for i, r in enumerate(self._review)]
+
+    def show_review(self, slices: list[dict[str, int]]) -> None:
+        """List the slices to review (most uncertain first); the list shows only when there are some."""
+        self._review = list(slices)
+        self.review.reset_choices()
+        self.review.visible = bool(self._review)
+
+    def go_to_review(self, choice: int | None = None) -> None:
+        """Move the viewer to a slice to review (index into the review list)."""
+        layer = self._source if getattr(self, "_source", None) in self._viewer.layers else self.flair_layer()
+        if choice is None or layer is None or not 0 <= choice < len(self._review):
+            return
+        entry = self._review[choice]
+        voxel = [0, 0, 0]
+        voxel[entry["axis"]] = entry["index"]
+        transform = layer.metadata.get(GEOMETRY, {}).get("orientation_transform")
+        axis = int(transform[entry["axis"]][0]) if transform is not None else entry["axis"]
+        point = voxel_to_display(layer, voxel)[axis]
+        self._viewer.dims.set_point(axis, float(layer.translate[axis] + layer.scale[axis] * point))
+
+    # -- clicks --------------------------------------------------------------------------------------
+    def _click_exam(self) -> tuple[Any, Any, Any]:
+        volumes = self._volumes()
+        return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
+
+    def _click_mask(self, layer: Any, provenance: dict[str, Any]) -> None:
+        self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")
+        self.results.edit()
+
+
+def _contrast_of(layer: Any, guess: Any) -> str:
+    """Contrast of a layer: from Load exam's record, else guessed from its name or file."""
+    record = layer.metadata.get(GEOMETRY) or {}
+    if record.get("contrast"):
+        return str(record["contrast"]).lower()
+    by_name = guess(layer.name)
+    return by_name if by_name != "other" else guess(str(record.get("source_meta", {}).get("path", "")))
+
+
+def _card_labels(model: str | None) -> list[Any]:
+    """Label table of the model's card (for colours), empty when unknown."""
+    from ...core.models import resolve_model
+
+    try:
+        return list(resolve_model(model or DEFAULT_MODEL).labels)
+    except Exception:  # an unknown or broken card only loses its colours
+        return []

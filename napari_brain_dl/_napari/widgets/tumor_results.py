@@ -1,0 +1,433 @@
+"""Results part of the "Segment tumour" widget: measurements, autosave, Save JSON, export.
+
+One tumour labels layer is followed at a time (the last one produced or edited). After
+every edit (napari's paint / fill / erase, undo / redo, a click update) a QTimer waits
+`DEBOUNCE_MS` and then `flush()` writes the labels atomically beside the exam
+(``<FLAIR folder>/<FLAIR stem>_tumor_autosave.nii.gz``, or the user folder when the
+exam's folder is unknown or read-only) and recomputes the measurements table and the
+RANO diameter lines.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import napari.viewer
+import numpy as np
+from magicgui.widgets import Container, Label, PushButton, Table
+from napari.utils.notifications import show_error, show_info
+
+from ...core.tasks.tumor import CLASS_NAMES
+from ..layers import GEOMETRY, layer_to_volume, volume_to_layer_data
+from .tumor_clicks import TUMOR_KIND, voxel_to_display
+
+DEBOUNCE_MS = 1500
+RANO_LAYER = "RANO diameters"
+#: Default class colours (RGB 0-255) when the model card has none.
+DEFAULT_COLORS = {1: (230, 50, 50), 2: (60, 200, 60), 3: (255, 215, 0)}
+SUFFIX = {"brats": "_tumor_autosave.nii.gz", "whole": "_tumor_clicks_autosave.nii.gz"}
+ROWS = (("necrotic / non-enhancing core (mL)", "necrotic_core_ml"), ("edema (mL)", "edema_ml"),
+        ("enhancing (mL)", "enhancing_ml"), ("whole tumour 1+2+3 (mL)", "whole_tumor_ml"),
+        ("tumour core 1+3 (mL)", "tumor_core_ml"), ("measurable enhancing lesions", "measurable_lesions"),
+        ("RANO longest diameter (mm)", "longest_mm"), ("RANO perpendicular (mm)", "perpendicular_mm"),
+        ("sum of products (mm²)", "sum_of_products_mm2"))
+
+
+def tumor_layer_kwargs(labels: list[Any] | None = None, kind: str = "brats") -> dict[str, Any]:
+    """Colormap and class-name features of a tumour labels layer (colours from card labels if any)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    names = {0: "background", **CLASS_NAMES} if kind == "brats" else {0: "background", 1: "whole tumour"}
+    colors = {v: DEFAULT_COLORS.get(v, (255, 215, 0)) for v in names if v}
+    colors.update({int(lab.value): tuple(lab.color) for lab in labels or [] if lab.value in colors})
+    cmap: dict[int | None, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    cmap.update({v: (*(c / 255 for c in rgb), 1.0) for v, rgb in colors.items()})
+    return {"colormap": DirectLabelColormap(color_dict=cmap), "opacity": 0.5,
+            "features": {"index": list(names), "name": list(names.values())}}
+
+
+def autosave_path(flair_layer: Any, kind: str = "brats") -> tuple[Path, bool]:
+    """Where the autosave goes: beside the FLAIR file (True), else in the user folder (False)."""
+    from ...core.io import contrast_stem
+
+    source = _source_meta(flair_layer).get("path")
+    if source:
+        path = Path(source)
+        stem = path.name if path.is_dir() else contrast_stem(path)  # a DICOM folder: beside it
+        if os.access(path.parent, os.W_OK):
+            return path.parent / f"{stem}{SUFFIX[kind]}", True
+    return _user_autosave(flair_layer.name, kind), False
+
+
+def _user_autosave(name: str, kind: str) -> Path:
+    from ...core.resources import user_dir
+
+    return user_dir() / "autosave" / f"{name}{SUFFIX[kind]}"
+
+
+def _existing_autosave(flair_layer: Any) -> Path | None:
+    """The autosave of this FLAIR's tumour labels (beside the exam, else the user folder), if any."""
+    if flair_layer is None:
+        return None
+    paths = (autosave_path(flair_layer)[0], _user_autosave(flair_layer.name, "brats"))
+    return next((p for p in paths if p.exists()), None)
+
+
+def _save_autosave(volume: Any, path: Path) -> None:
+    from ...core import io
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.save(volume, path, overwrite=True, description="napari-brain-dl tumour autosave")
+
+
+def layer_volume(layer: Any) -> Any:
+    """A layer as a core Volume on its scan's own grid (through `layers.layer_to_volume`)."""
+    return layer_to_volume(layer.data, {"metadata": layer.metadata, "scale": layer.scale,
+                                        "translate": layer.translate}, name=layer.name)
+
+
+def _ask_path(caption: str, default: str, filter: str) -> str | None:
+    """Save dialog (overwrite is asked separately); None when cancelled."""
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(None, caption, default, filter,
+                                          options=QFileDialog.Option.DontConfirmOverwrite)
+    return path or None
+
+
+def _ask(question: str) -> bool:
+    """Yes/No dialog; True on Yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+    return QMessageBox.question(None, "Replace the file?", question, yes | no, no) == yes
+
+
+class TumorResults(Container):
+    """Measurements table, autosave / restore, Save JSON and exports of one tumour layer.
+
+    `reference()` returns the FLAIR layer (or None). Tests may replace ``ask_path``
+    ((caption, default, filter) -> path or None) and ``confirm`` (question -> bool),
+    and call ``flush()`` instead of waiting for the timer.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, reference: Callable[[], Any]) -> None:
+        from qtpy.QtCore import QTimer
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        super().__init__(labels=False)
+        self._viewer, self._reference = viewer, reference
+        self.ask_path: Callable[[str, str, str], str | None] = _ask_path
+        self.confirm: Callable[[str], bool] = _ask
+        self.layer: Any = None
+        self.kind = "brats"
+        self.provenance: dict[str, Any] = {}
+        self.measurements: dict[str, Any] = {}
+        self.edited = False
+        self._dirty = False
+        self._history = (0, 0)
+        self._told_fallback = False
+        self.table = Table(value={"data": [["-"] for _ in ROWS], "index": [r for r, _ in ROWS],
+                                  "columns": ["value"]})
+        self.table.read_only = True
+        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))  # our own number format
+        self.table.native.setMinimumHeight(290)
+        self.restore_button = PushButton(text="Restore autosave", enabled=False)
+        self.json_button = PushButton(text="Save JSON", enabled=False)
+        self.nifti_button = PushButton(text="Export NIfTI", enabled=False)
+        self.seg_button = PushButton(text="Export DICOM SEG", enabled=False)
+        self.status = Label(value="")
+        rows = [Container(layout="horizontal", labels=False, widgets=pair) for pair in
+                ([self.json_button, self.restore_button], [self.nifti_button, self.seg_button])]
+        self.extend([self.table, *rows, self.status])
+        self.restore_button.changed.connect(self.restore)
+        self.json_button.changed.connect(lambda *_: self.save_json())
+        self.nifti_button.changed.connect(lambda *_: self.export_nifti())
+        self.seg_button.changed.connect(lambda *_: self.export_dicom_seg())
+        self._timer = QTimer(self.native)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.flush)
+        viewer.layers.events.removed.connect(self._removed)
+        viewer.layers.selection.events.active.connect(self._selected)
+
+    # -- following a layer ----------------------------------------------------------------
+    def attach(self, layer: Any, provenance: dict[str, Any] | None = None, kind: str = "brats",
+               edited: bool = False) -> None:
+        """Follow `layer` (measure it now; autosave it after each edit)."""
+        if layer is not self.layer:
+            self._detach()
+            self.layer, self.kind = layer, kind
+            self.edited = edited or bool(layer.metadata.get("brain_dl_edited"))
+            self.provenance = dict(layer.metadata.get("provenance", {}))
+            for event in (layer.events.paint, layer.events.data):
+                event.connect(self.edit)
+            layer.events.set_data.connect(self._maybe_undo)
+            self._history = (len(layer._undo_history), len(layer._redo_history))
+        if provenance is not None:
+            self.provenance = dict(provenance)
+        self.measure()
+        self.update_buttons()
+
+    def _selected(self, event: Any) -> None:
+        """Selecting a tumour layer (e.g. to paint it) makes it the followed one."""
+        layer = event.value
+        kind = layer.metadata.get(TUMOR_KIND) if layer is not None else None
+        if kind in SUFFIX and layer is not self.layer:
+            self.flush()  # the previous layer's pending autosave first
+            self.attach(layer, kind=kind)
+
+    def _detach(self) -> None:
+        if self.layer is not None:
+            for event in (self.layer.events.paint, self.layer.events.data):
+                event.disconnect(self.edit)
+            self.layer.events.set_data.disconnect(self._maybe_undo)
+        self.layer = None
+
+    def _removed(self, event: Any) -> None:
+        if event.value is self.layer:
+            self._timer.stop()
+            self._detach()
+            self.update_buttons()
+
+    def _maybe_undo(self, *_: Any) -> None:
+        """set_data also fires on slicing; only napari's undo / redo (history moved) is an edit."""
+        history = (len(self.layer._undo_history), len(self.layer._redo_history))
+        if history != self._history:
+            self.edit()
+
+    def edit(self, *_: Any) -> None:
+        """The labels changed: autosave and measure after `DEBOUNCE_MS` of quiet."""
+        if self.layer is None:
+            return
+        self._history = (len(self.layer._undo_history), len(self.layer._redo_history))
+        self.edited, self._dirty = True, True
+        self.layer.metadata["brain_dl_edited"] = True
+        self._timer.start()
+
+    def flush(self) -> None:
+        """Autosave and measure now (what the timer does)."""
+        self._timer.stop()
+        if self.layer is None or not self._dirty:
+            return
+        self._dirty = False
+        self.autosave()
+        self.measure()
+
+    def labels_volume(self) -> Any:
+        """The followed layer as a core Volume on the scan's own grid."""
+        return layer_volume(self.layer)
+
+    # -- autosave ---------------------------------------------------------------------------
+    def autosave(self) -> Path | None:
+        """Write the followed labels atomically beside the exam (user folder as a fallback)."""
+        flair = self._reference()
+        if self.layer is None or flair is None:
+            return None
+        path, beside = autosave_path(flair, self.kind)
+        volume = self.labels_volume()
+        try:
+            try:
+                _save_autosave(volume, path)
+            except OSError:
+                if not beside:
+                    raise
+                path, beside = _user_autosave(flair.name, self.kind), False
+                _save_autosave(volume, path)
+        except OSError as exc:
+            show_error(f"The autosave could not be written: {exc}")
+            return None
+        if not beside and not self._told_fallback:
+            self._told_fallback = True
+            show_info(f"The exam's folder is unknown or read-only: edits are autosaved in {path.parent}.")
+        self.status.value = f"Autosaved {path.name} at {datetime.datetime.now():%H:%M:%S}."
+        self.update_buttons()
+        return path
+
+    def restore(self, *_: Any) -> Any:
+        """Load the autosave of the current FLAIR back as a tumour layer; None when there is none."""
+        from napari.layers import Layer
+
+        from ...core import io
+
+        flair = self._reference()
+        path = _existing_autosave(flair)
+        if flair is None or path is None:
+            self.status.value = "There is no autosave for this exam."
+            return None
+        try:
+            saved = io.load(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"The autosave could not be read: {exc}")
+            return None
+        reference = layer_volume(flair)
+        if not saved.same_grid(reference, atol=1e-3):
+            show_error(f"{path.name} is not on the FLAIR grid of this exam; it was not restored.")
+            return None
+        saved = saved.with_data(np.asarray(saved.data), name="tumor (autosave)")
+        meta = {TUMOR_KIND: "brats", "brain_dl_edited": True, "provenance": {"restored_from": str(path)}}
+        data, kwargs, kind = volume_to_layer_data(saved, "labels", metadata=meta, **tumor_layer_kwargs())
+        layer = self._viewer.add_layer(Layer.create(data, kwargs, kind))
+        self.attach(layer, meta["provenance"], edited=True)
+        self.status.value = f"Restored {path.name}."
+        return layer
+
+    # -- measurements -------------------------------------------------------------------------
+    def measure(self) -> dict[str, Any]:
+        """Recompute the table (and RANO lines) from the followed layer."""
+        from ...core.tasks.measure import tumor_measurements
+
+        if self.layer is None:
+            return {}
+        volume = self.labels_volume()
+        if self.kind == "whole":  # a click mask: whole tumour only
+            count = int(np.count_nonzero(volume.data))
+            m: dict[str, Any] = {"whole_tumor_ml": count * volume.voxel_volume_ml, "lesions": []}
+        else:
+            m = tumor_measurements(volume)
+        self.measurements = m
+        lesion = (m.get("lesions") or [{}])[0]
+        values = {**m, **{k: lesion.get(k) for k in ("longest_mm", "perpendicular_mm")}}
+        self.table.value = {"data": [[_fmt(values.get(key))] for _, key in ROWS],
+                            "index": [r for r, _ in ROWS], "columns": ["value"]}
+        self._draw_rano(m.get("lesions") or [])
+        return m
+
+    def _draw_rano(self, lesions: list[dict[str, Any]]) -> None:
+        """Longest (cyan) and perpendicular (yellow) diameters of up to 5 lesions as lines."""
+        lines, colors = [], []
+        for lesion in lesions[:5]:
+            for key, color in (("longest_endpoints", "cyan"), ("perpendicular_endpoints", "yellow")):
+                ends = lesion.get(key)
+                if ends and ends[0] != ends[1]:
+                    lines.append(np.array([voxel_to_display(self.layer, p) for p in ends]))
+                    colors.append(color)
+        if RANO_LAYER in self._viewer.layers:
+            shapes = self._viewer.layers[RANO_LAYER]
+            shapes.data = []
+            if lines:
+                shapes.add_lines(lines, edge_color=colors, edge_width=0.8)
+        elif lines:
+            self._viewer.add_shapes(lines, shape_type="line", edge_color=colors, edge_width=0.8,
+                                    name=RANO_LAYER, scale=self.layer.scale, translate=self.layer.translate)
+            self._viewer.layers.selection.active = self.layer
+
+    # -- saving -------------------------------------------------------------------------------
+    def _target(self, caption: str, default: str, filter: str) -> tuple[Path, bool] | None:
+        """Ask for a path; an existing file is replaced only after a Yes."""
+        answer = self.ask_path(caption, default, filter)
+        if not answer:
+            return None
+        path = Path(answer)
+        if path.exists():
+            if not self.confirm(f"{path.name} already exists. Replace it?"):
+                self.status.value = f"Not saved: {path.name} already exists."
+                show_info(self.status.value)
+                return None
+            return path, True
+        return path, False
+
+    def _default(self, suffix: str) -> str:
+        flair = self._reference()
+        path = autosave_path(flair)[0] if flair is not None else Path.home() / "tumor"
+        return str(path.with_name(path.name.replace(SUFFIX["brats"], suffix)))
+
+    def save_json(self) -> Path | None:
+        """Write the measurements and provenance as JSON."""
+        target = self._target("Save measurements", self._default("_tumor_measurements.json"), "JSON (*.json)")
+        if target is None or self.layer is None:
+            return None
+        flair = self._reference()
+        record = {"measurements": self.measure(), "provenance": self.provenance, "layer": self.layer.name,
+                  "kind": "whole tumour (clicks)" if self.kind == "whole" else "BraTS 2023 labels",
+                  "manual_edits": self.edited, "classes": CLASS_NAMES,
+                  "reference": {"layer": flair.name if flair is not None else None,
+                                "path": _source_meta(flair).get("path")},
+                  "created": datetime.datetime.now().isoformat(timespec="seconds")}
+        text = json.dumps(record, indent=2, default=_jsonable)
+        return self._write(target, lambda tmp: tmp.write_text(text))
+
+    def export_nifti(self) -> Path | None:
+        """Export the labels on the FLAIR series' own grid as NIfTI (asks before replacing)."""
+        from ...core.export import save_labels_nifti
+
+        target = self._target("Export labels as NIfTI", self._default("_tumor.nii.gz"),
+                              "NIfTI (*.nii.gz *.nii)")
+        flair = self._reference()
+        if target is None or self.layer is None or flair is None:
+            return None
+        reference = layer_volume(flair)
+        return self._write(target, lambda _: save_labels_nifti(
+            self.labels_volume(), reference, target[0], overwrite=target[1], description=_description(self)),
+            atomic=False)
+
+    def export_dicom_seg(self) -> Path | None:
+        """Export the labels as DICOM SEG referencing the FLAIR DICOM series."""
+        from ...core.export import save_dicom_seg
+
+        target = self._target("Export DICOM SEG", self._default("_tumor_seg.dcm"), "DICOM (*.dcm)")
+        flair = self._reference()
+        if target is None or self.layer is None or flair is None:
+            return None
+        source = layer_volume(flair)
+        names = CLASS_NAMES if self.kind == "brats" else {1: "whole tumour"}
+        kind = "SEMIAUTOMATIC" if self.edited or self.kind == "whole" else "AUTOMATIC"
+        return self._write(target, lambda _: save_dicom_seg(
+            self.labels_volume(), source, target[0], label_names=names, overwrite=target[1],
+            algorithm_type=kind), atomic=False)
+
+    def _write(self, target: tuple[Path, bool], write: Callable[[Path], Any],
+               atomic: bool = True) -> Path | None:
+        from ...core.io import atomic_output
+
+        path, overwrite = target
+        try:
+            if atomic:
+                with atomic_output(path, overwrite=overwrite) as tmp:
+                    write(tmp)
+            else:
+                write(path)
+        except (OSError, ValueError, ImportError) as exc:
+            show_error(f"{path.name} was not written: {exc}")
+            self.status.value = f"{path.name} was not written."
+            return None
+        self.status.value = f"Saved {path}."
+        show_info(self.status.value)
+        return path
+
+    def update_buttons(self) -> None:
+        """Enable what applies: DICOM SEG only when FLAIR came from a DICOM series."""
+        flair = self._reference()
+        has = self.layer is not None
+        self.json_button.enabled = self.nifti_button.enabled = has and flair is not None
+        self.seg_button.enabled = has and bool(_source_meta(flair).get("dicom_files"))
+        self.restore_button.enabled = _existing_autosave(flair) is not None
+
+
+def _source_meta(layer: Any) -> dict[str, Any]:
+    """Meta of the Volume a layer was made from (path, dicom_files...); empty when unknown."""
+    return (layer.metadata.get(GEOMETRY) or {}).get("source_meta", {}) if layer is not None else {}
+
+
+def _description(results: TumorResults) -> str:
+    model = results.provenance.get("model_id", "clicks" if results.kind == "whole" else "model")
+    return f"napari-brain-dl tumour {model}{' edited' if results.edited else ''}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{float(value):.2f}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | Path):
+        return value.tolist() if isinstance(value, np.ndarray) else str(value)
+    return str(value)

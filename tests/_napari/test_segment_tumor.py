@@ -1,0 +1,408 @@
+"""The "Segment tumour" widget in a real viewer (run under Xvfb).
+
+The automatic runs use the deterministic stand-in card (`rule_card` in tests/conftest.py)
+on the real BraTS case in ../shared/data; the click tests use a fake segmenter (a cube
+around each click) so they are about the wiring: coordinates, signs, in-place updates,
+undo / redo and the queue. The FLAIR layer's source path is pointed into tmp_path so
+autosaves never land in the shared data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from napari.layers import Layer
+
+from napari_brain_dl._napari.layers import GEOMETRY, labels_like, layer_to_volume, volume_to_layer_data
+from napari_brain_dl._napari.widgets import segment_tumor, tumor_results
+from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
+from napari_brain_dl._napari.widgets.tumor_clicks import (
+    MASK_LAYER,
+    POINTS_LAYER,
+    display_to_voxel,
+    voxel_to_display,
+)
+from napari_brain_dl._napari.widgets.tumor_results import layer_volume
+from napari_brain_dl.core import io
+from napari_brain_dl.core.tasks.measure import tumor_measurements
+from napari_brain_dl.core.volume import Volume
+
+
+@pytest.fixture(scope="module")
+def brats(data_dir: Path) -> dict[str, Volume]:
+    folder = data_dir / "brats_gli_00001"
+    return {name: io.load(folder / f"{name}.nii.gz") for name in ("t2f", "t1c")}
+
+
+def _add(viewer: Any, volume: Volume, path: Path | None = None) -> Any:
+    layer = viewer.add_layer(Layer.create(*volume_to_layer_data(volume)))
+    source = layer.metadata[GEOMETRY]["source_meta"]
+    if path is None:
+        source.pop("path", None)
+    else:
+        source["path"] = str(path)  # autosaves go to tmp_path, never into the shared data
+    return layer
+
+
+@pytest.fixture
+def exam(viewer: Any, brats: dict[str, Volume], tmp_path: Path) -> tuple[Any, SegmentTumorWidget]:
+    """Viewer with t2f (FLAIR) and t1c layers and a docked widget in synchronous mode."""
+    _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
+    _add(viewer, brats["t1c"], tmp_path / "t1c.nii.gz")
+    widget = SegmentTumorWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
+    widget.synchronous = True
+    widget.device.value = "cpu"
+    return viewer, widget
+
+
+def _run(widget: SegmentTumorWidget, card: str, tta: bool = False) -> Any:
+    widget.add_model(card)
+    widget.tta.value = tta
+    widget.run()
+    return widget._viewer.layers["tumor"]
+
+
+# -- automatic segmentation ----------------------------------------------------------------
+def test_run_adds_named_labels_on_flair_grid(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                            brats: dict[str, Volume]) -> None:
+    viewer, widget = exam
+    chosen = (widget.flair.value, widget.t1c.value, widget.t1.value, widget.t2.value)
+    assert chosen == ("t2f", "t1c", "(none)", "(none)")
+    layer = _run(widget, rule_card)
+    flair = viewer.layers["t2f"]
+    assert layer.data.shape == flair.data.shape and layer.data.dtype == np.uint8
+    np.testing.assert_allclose(layer.scale, flair.scale)
+    np.testing.assert_allclose(layer.translate, flair.translate)
+    back = layer_to_volume(layer.data, {"metadata": layer.metadata})
+    np.testing.assert_allclose(back.affine, brats["t2f"].affine)
+    assert back.shape == brats["t2f"].shape and {1, 2, 3} >= set(np.unique(back.data)) - {0}
+    assert (back.data == 2).any()
+    names = ["background", "necrotic / non-enhancing core", "edema", "enhancing"]
+    assert list(layer.features["name"]) == names
+    assert tuple(layer.colormap.map(2)[:3]) == pytest.approx((60 / 255, 200 / 255, 60 / 255))
+    assert layer.metadata["provenance"]["model_id"] == "rule-tumor"
+    assert "tumor uncertainty" not in viewer.layers and not widget.review.visible
+    assert widget.run_button.enabled and "segmented" in widget.status.value
+    # the status bar names the class under the cursor
+    world = layer.data_to_world(np.argwhere(layer.data == 2)[0])
+    viewer.dims.set_point(0, world[0])
+    status = layer.get_status(world, world=True)
+    assert "edema" in str(status)
+    # measurements table = core measurements of the layer
+    expected = tumor_measurements(back)
+    for key in ("necrotic_core_ml", "edema_ml", "enhancing_ml", "whole_tumor_ml", "tumor_core_ml"):
+        assert widget.results.measurements[key] == pytest.approx(expected[key])
+    rows = list(widget.results.table.row_headers)
+    assert float(widget.results.table.data[rows.index("whole tumour 1+2+3 (mL)"), 0]) == pytest.approx(
+        expected["whole_tumor_ml"], abs=0.01)
+
+
+def test_tta_adds_uncertainty_and_review_moves_the_slice(exam: tuple[Any, SegmentTumorWidget],
+                                                         rule_card: str) -> None:
+    viewer, widget = exam
+    _run(widget, rule_card, tta=True)
+    unc = viewer.layers["tumor uncertainty"]
+    assert unc.colormap.name == "inferno" and str(unc.blending) == "additive"
+    assert tuple(unc.contrast_limits) == (0.0, 0.5) and not widget.review.visible  # nothing to review
+    np.testing.assert_allclose(unc.translate, viewer.layers["t2f"].translate)
+    # the rule model is flip-equivariant (nothing to review): give it two entries
+    widget.show_review([{"axis": 2, "index": 60, "uncertain_voxels": 12}, {"axis": 2, "index": 70,
+                                                                           "uncertain_voxels": 5}])
+    assert widget.review.visible and len(widget.review.choices) == 2
+    flair = viewer.layers["t2f"]  # LPS: voxel axis 2 (S) is display axis 0, not flipped
+    widget.review.value = 1
+    assert viewer.dims.point[0] == pytest.approx(flair.translate[0] + 70 * flair.scale[0])
+    widget.go_to_review(0)
+    assert viewer.dims.point[0] == pytest.approx(flair.translate[0] + 60 * flair.scale[0])
+
+
+def test_missing_t1c_says_so_and_adds_nothing(viewer: Any, brats: dict[str, Volume], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    said: list[str] = []
+    monkeypatch.setattr(segment_tumor, "show_warning", said.append)
+    _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
+    widget = SegmentTumorWidget(viewer)
+    widget.synchronous = True
+    assert widget.flair.value == "t2f" and widget.t1c.value is None
+    widget.run()
+    assert len(said) == 1 and "T1c" in said[0] and said[0] == widget.status.value
+    assert len(viewer.layers) == 1
+
+
+def test_empty_image_is_one_sentence(exam: tuple[Any, SegmentTumorWidget], brats: dict[str, Volume],
+                                     rule_card: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    viewer, widget = exam
+    errors: list[str] = []
+    monkeypatch.setattr(segment_tumor, "show_error", errors.append)
+    zero = brats["t1c"].with_data(np.zeros(brats["t1c"].shape, np.int16), name="zero")
+    _add(viewer, zero)
+    widget.t1c.value = "zero"
+    widget.add_model(rule_card)
+    widget.run()
+    assert len(errors) == 1 and "empty" in errors[0] and "\n" not in errors[0]
+    assert "tumor" not in viewer.layers and widget.run_button.enabled
+
+
+def test_cancel_leaves_no_result(exam: tuple[Any, SegmentTumorWidget], rule_card: str, qtbot: Any,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    viewer, widget = exam
+    before = len(viewer.layers)
+    with monkeypatch.context() as patch:  # Cancel pressed at the first progress report
+        patch.setattr(SegmentTumorWidget, "_progress", lambda self, done, total, text: self.cancel())
+        _ = widget.add_model(rule_card), widget.run()
+    assert len(viewer.layers) == before and widget.run_button.enabled
+    widget.synchronous = False  # threaded: Cancel right after Run
+    widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60000)
+    assert len(viewer.layers) == before and "Cancel" in widget.status.value
+
+
+# -- coordinates ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("affine", [
+    np.array([[-1.5, 0, 0, 30.0], [0, -1.0, 0, 20.0], [0, 0, 2.0, -10.0], [0, 0, 0, 1]]),  # LPS
+    np.diag([1.0, 1.0, 1.0, 1.0]),  # RAS
+    np.array([[0, 0, -1.0, 5.0], [1.2, 0, 0, 0.0], [0, -3.0, 0, 9.0], [0, 0, 0, 1]]),  # permuted, flipped
+])
+def test_display_to_voxel_follows_the_geometry(affine: np.ndarray) -> None:
+    shape = (7, 9, 11)
+    index = np.indices(shape)
+    code = (index[0] * 10000 + index[1] * 100 + index[2]).astype(np.int32)
+    data, kwargs, _ = volume_to_layer_data(Volume(code, affine), "image")
+    layer = SimpleNamespace(data=data, metadata=kwargs["metadata"])
+    rng = np.random.default_rng(0)
+    for point in rng.integers(0, data.shape, size=(20, 3)):
+        voxel = display_to_voxel(layer, point + 0.3)  # positions round to the nearest voxel
+        value = int(data[tuple(point)])
+        assert voxel == (value // 10000, value // 100 % 100, value % 100)
+        np.testing.assert_array_equal(voxel_to_display(layer, voxel), point)
+    assert display_to_voxel(layer, np.array(data.shape)) is None  # outside the grid
+
+
+# -- clicks --------------------------------------------------------------------------------------
+class FakeSegmenter:
+    """A cube of side 7 around each positive click, minus one around each negative click."""
+
+    def __init__(self, flair: Volume, t1c: Volume, delay: float = 0.0) -> None:
+        self.flair, self.calls, self.delay = flair, [], delay
+
+    def update(self, fg: list[tuple[int, int, int]], bg: list[tuple[int, int, int]],
+               cancel: Any = None) -> Volume:
+        time.sleep(self.delay)
+        self.calls.append((list(fg), list(bg)))
+        mask = np.zeros(self.flair.shape, np.uint8)
+        for points, value in ((fg, 1), (bg, 0)):
+            for i, j, k in points:
+                mask[max(i - 3, 0):i + 4, max(j - 3, 0):j + 4, max(k - 3, 0):k + 4] = value
+        return self.flair.with_data(mask)
+
+
+def _click_widget(exam: tuple[Any, SegmentTumorWidget], delay: float = 0.0) -> tuple[Any, Any, list[Any]]:
+    viewer, widget = exam
+    sessions: list[FakeSegmenter] = []
+    widget.clicks.segmenter_factory = lambda f, t: sessions.append(FakeSegmenter(f, t, delay)) or sessions[-1]
+    widget.clicks.toggle.value = True
+    return viewer, widget.clicks, sessions
+
+
+def test_clicks_update_the_mask_in_place_with_undo_redo(exam: tuple[Any, SegmentTumorWidget]) -> None:
+    viewer, clicks, sessions = _click_widget(exam)
+    flair = viewer.layers["t2f"]
+    assert POINTS_LAYER in viewer.layers and viewer.layers.selection.active.name == POINTS_LAYER
+    inside, outside = np.array([77.0, 100.0, 140.0]), np.array([77.0, 100.0, 143.0])
+    assert clicks.add_click(inside, positive=True)
+    mask = viewer.layers[MASK_LAYER]
+    array, first = mask.data, np.array(mask.data)
+    voxel = display_to_voxel(flair, inside)
+    assert sessions[0].calls == [([voxel], [])]
+    np.testing.assert_array_equal(layer_volume(mask).data, sessions[0].update([voxel], []).data)
+    assert first[tuple(inside.astype(int))] == 1
+    assert layer_to_volume(mask.data, {"metadata": mask.metadata}).same_grid(layer_volume(flair))
+    assert clicks.add_click(outside, positive=False)
+    assert len(sessions) == 1 and sessions[0].calls[-1] == ([voxel], [display_to_voxel(flair, outside)])
+    assert viewer.layers[MASK_LAYER] is mask and mask.data is array  # in place
+    assert mask.data[tuple(outside.astype(int))] == 0
+    points = viewer.layers[POINTS_LAYER]
+    assert list(points.features["sign"]) == ["positive", "negative"]
+    np.testing.assert_allclose(points.face_color[:, :3], [[0.1, 0.9, 0.1], [1.0, 0.0, 1.0]])
+    np.testing.assert_allclose(points.data, [inside, outside])
+    second = np.array(mask.data)
+    clicks.undo()
+    np.testing.assert_array_equal(mask.data, first)
+    assert len(points.data) == 1 and clicks.redo_button.enabled
+    clicks.redo()
+    np.testing.assert_array_equal(mask.data, second)
+    assert list(points.features["sign"]) == ["positive", "negative"]
+    assert not clicks.add_click(np.array([-50.0, 0.0, 0.0]), positive=True)  # outside the scan
+    assert "outside" in clicks.status.value
+
+
+def test_mouse_clicks_have_the_right_sign(exam: tuple[Any, SegmentTumorWidget]) -> None:
+    viewer, clicks, sessions = _click_widget(exam)
+    flair = viewer.layers["t2f"]
+    world = flair.data_to_world([77, 100, 140])
+
+    def press(button: int, modifiers: tuple[str, ...], drag: bool = False) -> None:
+        event = SimpleNamespace(type="mouse_press", button=button, modifiers=modifiers, position=world,
+                                pos=np.array([10.0, 10.0]))
+        gen = clicks._on_mouse(viewer, event)
+        next(gen)
+        if drag:
+            event.type, event.pos = "mouse_move", np.array([40.0, 10.0])
+            next(gen, None)
+        event.type = "mouse_release"
+        next(gen, None)
+
+    press(2, ())  # a negative click first waits for a positive one
+    assert not sessions and "inside the tumour" in clicks.status.value
+    press(1, ())
+    press(1, ("Shift",))
+    press(1, (), drag=True)  # a pan, not a click
+    assert list(viewer.layers[POINTS_LAYER].features["sign"]) == ["negative", "positive", "negative"]
+    voxel = display_to_voxel(flair, [77, 100, 140])
+    assert sessions[0].calls == [([voxel], [voxel]), ([voxel], [voxel, voxel])]
+
+
+def test_clicks_while_busy_are_queued(exam: tuple[Any, SegmentTumorWidget], qtbot: Any) -> None:
+    viewer, clicks, sessions = _click_widget(exam, delay=0.5)
+    clicks.synchronous = False
+    clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    clicks.add_click(np.array([77.0, 110.0, 140.0]), True)  # while the first runs
+    assert "queued" in clicks.status.value and len(viewer.layers[POINTS_LAYER].data) == 2
+    clicks.add_click(np.array([77.0, 120.0, 140.0]), True)
+    qtbot.waitUntil(lambda: not clicks._busy and len(sessions[0].calls) == 2, timeout=20000)
+    assert [len(fg) for fg, _ in sessions[0].calls] == [1, 3]  # queued clicks go in one update
+    assert viewer.layers[MASK_LAYER].data.sum() == 3 * 7 ** 3
+
+
+def test_real_click_segmenter_on_flair_grid(exam: tuple[Any, SegmentTumorWidget]) -> None:
+    """The real ClickSegmenter (untrained weights: only the wiring is checked)."""
+    from napari_brain_dl.core.inference import get_model
+
+    viewer, widget = exam
+    widget.clicks.model = get_model("brats-tumor-click", "cpu", allow_random_weights=True)
+    widget.clicks.device = "cpu"
+    widget.clicks.toggle.value = True
+    assert widget.clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    mask = viewer.layers[MASK_LAYER]
+    assert mask.data.shape == viewer.layers["t2f"].data.shape and set(np.unique(mask.data)) <= {0, 1}
+    assert "updated" in widget.clicks.status.value
+    assert widget.results.layer is mask and widget.results.kind == "whole"
+    assert widget.results.provenance["model_id"] == "brats-tumor-click"
+    assert widget.results.measurements["whole_tumor_ml"] == pytest.approx(np.count_nonzero(mask.data) / 1000)
+
+
+def test_selected_tumour_layer_is_followed(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                          tmp_path: Path) -> None:
+    viewer, clicks, _ = _click_widget(exam)
+    widget = exam[1]
+    tumor = _run(widget, rule_card)
+    assert widget.results.layer is tumor
+    clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    assert widget.results.layer is viewer.layers[MASK_LAYER] and widget.results._dirty
+    viewer.layers.selection.active = tumor  # e.g. to paint it: the pending autosave is written first
+    assert (tmp_path / "t2f_tumor_clicks_autosave.nii.gz").exists()
+    assert widget.results.layer is tumor and widget.results.kind == "brats"
+    tumor.paint((77, 20, 20), 2)
+    widget.results.flush()
+    assert (tmp_path / "t2f_tumor_autosave.nii.gz").exists()
+
+
+# -- edits, autosave, measurements, export -----------------------------------------------------
+def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                        tmp_path: Path) -> None:
+    viewer, widget = exam
+    layer = _run(widget, rule_card)
+    before = widget.results.measurements["enhancing_ml"]
+    layer.brush_size = 5
+    layer.paint((77, 20, 20), 3)  # napari's paint: one history step, a "paint" event
+    assert widget.results._dirty and widget.results._timer.isActive()
+    widget.results.flush()
+    saved = tmp_path / "t2f_tumor_autosave.nii.gz"
+    assert saved.exists() and not widget.results._timer.isActive()
+    volume = io.load(saved)
+    np.testing.assert_allclose(volume.affine, layer_volume(viewer.layers["t2f"]).affine)
+    np.testing.assert_array_equal(volume.data, layer_volume(layer).data)
+    m, expected = widget.results.measurements, tumor_measurements(layer_volume(layer))
+    assert m["enhancing_ml"] > before
+    for key in ("necrotic_core_ml", "edema_ml", "enhancing_ml", "whole_tumor_ml", "tumor_core_ml"):
+        assert m[key] == pytest.approx(expected[key])
+    assert m["lesions"][0]["longest_mm"] == pytest.approx(expected["lesions"][0]["longest_mm"])
+    layer.undo()  # napari's undo is an edit too
+    assert widget.results._dirty
+    widget.results.flush()
+    assert widget.results.measurements["enhancing_ml"] == pytest.approx(before)
+    # Restore autosave brings the labels back on the FLAIR grid
+    assert widget.results.restore_button.enabled
+    restored = widget.results.restore()
+    np.testing.assert_array_equal(restored.data, layer.data)
+    np.testing.assert_allclose(restored.translate, layer.translate)
+
+
+def test_autosave_falls_back_to_user_folder(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from napari_brain_dl.core.resources import user_dir
+
+    viewer, widget = exam
+    told: list[str] = []
+    monkeypatch.setattr(tumor_results, "show_info", told.append)
+    viewer.layers["t2f"].metadata[GEOMETRY]["source_meta"].pop("path")
+    layer = _run(widget, rule_card)
+    for _ in range(2):
+        layer.paint((77, 100, 140), 1)
+        widget.results.flush()
+    assert (user_dir() / "autosave" / "t2f_tumor_autosave.nii.gz").exists()
+    assert len([t for t in told if "autosaved in" in t]) == 1  # said once
+
+
+def test_exports_refuse_silent_overwrite(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                         tmp_path: Path) -> None:
+    viewer, widget = exam
+    _run(widget, rule_card)
+    results = widget.results
+    out = tmp_path / "out" / "seg.nii.gz"
+    out.parent.mkdir()
+    results.ask_path = lambda caption, default, filter: str(out)
+    assert results.nifti_button.enabled and not results.seg_button.enabled  # FLAIR is NIfTI
+    assert results.export_nifti() == out
+    saved = io.load(out)
+    np.testing.assert_allclose(saved.affine, layer_volume(viewer.layers["t2f"]).affine)
+    np.testing.assert_array_equal(saved.data, layer_volume(viewer.layers["tumor"]).data)
+    stamp = out.stat().st_mtime_ns
+    asked: list[str] = []
+    results.confirm = lambda question: asked.append(question) or False
+    assert results.export_nifti() is None and out.stat().st_mtime_ns == stamp
+    assert "already exists" in asked[0] and "Not saved" in results.status.value
+    results.confirm = lambda question: True
+    assert results.export_nifti() == out
+    report = tmp_path / "out" / "m.json"
+    results.ask_path = lambda caption, default, filter: str(report)
+    assert results.save_json() == report
+    record = json.loads(report.read_text())
+    assert record["measurements"]["whole_tumor_ml"] == pytest.approx(results.measurements["whole_tumor_ml"])
+    assert record["provenance"]["model_id"] == "rule-tumor" and record["manual_edits"] is False
+
+
+def test_dicom_seg_export_from_a_dicom_flair(viewer: Any, data_dir: Path, tmp_path: Path) -> None:
+    dicom = io.load(data_dir / "dicom_t1_axial")
+    flair = viewer.add_layer(Layer.create(*volume_to_layer_data(dicom, name="flair")))
+    widget = SegmentTumorWidget(viewer)
+    labels = viewer.add_layer(Layer.create(*labels_like(flair, "tumor")))
+    centre = tuple(s // 2 for s in labels.data.shape)
+    labels.data[centre[0] - 2:centre[0] + 2, centre[1] - 5:centre[1] + 5, centre[2] - 5:centre[2] + 5] = 2
+    widget.results.attach(labels)
+    assert widget.results.seg_button.enabled
+    out = tmp_path / "seg.dcm"
+    widget.results.ask_path = lambda caption, default, filter: str(out)
+    assert widget.results.export_dicom_seg() == out
+    import pydicom
+
+    ds = pydicom.dcmread(out)
+    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "edema"
