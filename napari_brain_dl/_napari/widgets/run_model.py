@@ -15,18 +15,18 @@ from typing import Any
 
 import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, PushButton
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ...core.models import ModelCard, default_registry
 from ...core.progress import CancelToken
 from ..layers import layer_to_volume, volume_to_layer_data
-from . import is_cancelled, run_task
+from . import is_cancelled
+from .task_panel import TaskPanel
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-class RunModelWidget(Container):
+class RunModelWidget(TaskPanel, Container):
     """Run a registry model on the viewer's image layers.
 
     Attributes tests may set: ``model.value`` (card id), ``inputs[i].value``
@@ -39,9 +39,6 @@ class RunModelWidget(Container):
         self._viewer = viewer
         self.synchronous = False
         self._cards: dict[str, ModelCard] = {}
-        self._cancel: CancelToken | None = None
-        self._pbar: napari_progress | None = None
-        self.worker: Any = None
         # Callable choices: napari calls reset_choices() on layer changes; a static list would empty.
         self.model = ComboBox(label="Model", choices=self._model_choices)
         self.refresh_button = PushButton(text="Refresh models")
@@ -153,38 +150,13 @@ class RunModelWidget(Container):
             progress(0, 1, f"Loading {card.name}")
             return run_model(card, volumes, device=device, progress=progress, cancel=cancel, notify=notify)
 
-        self._cancel = CancelToken()
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self._pbar = napari_progress(total=1, desc=f"{card.name}")
-        self.status.value = f"Running {card.name}..."
         self._source = layers[0].name
-        self.worker = run_task(work, on_done=self._add_result, on_progress=self._progress,
-                               on_error=self._error, on_note=show_warning, synchronous=self.synchronous,
-                               cancel=self._cancel)
-
-    def cancel(self, *_: Any) -> None:
-        """Stop the running model at its next check; nothing is added."""
-        if self._cancel is not None:
-            self._cancel.cancel()
-            self.status.value = "Cancelling..."
-
-    def _progress(self, done: int, total: int, text: str) -> None:
-        pbar = self._pbar  # a local: updating the bar may process events that end the run
-        if pbar is None:
-            return
-        total = max(int(total), 1)
-        if pbar.total != total:
-            pbar.total = total
-        pbar.n = min(int(done), total)
-        pbar.set_description(text)
-        pbar.update(0)
-        self.status.value = text
+        self.start_task(work, f"{card.name}", f"Running {card.name}...", self._add_result, self._error)
 
     def _add_result(self, prediction: Any) -> None:
         from napari.layers import Layer
 
-        if self._cancel is None or self._cancel.cancelled:  # finished after Cancel: drop it
-            self._finish("Cancelled; nothing was added.")
+        if self.cancelled_result():
             return
         card, prov = self.card(), dict(prediction.provenance)
         added = []
@@ -203,14 +175,6 @@ class RunModelWidget(Container):
             return
         show_error(f"The model failed: {_sentence(exc)}")
         self._finish("Failed: see the notification.")
-
-    def _finish(self, text: str) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        self.status.value = text
-        self._cancel = None
 
 
 def _sentence(exc: BaseException) -> str:

@@ -17,14 +17,14 @@ from typing import Any
 
 import napari.viewer
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
 from ..layers import GEOMETRY, volume_to_layer_data
-from . import is_cancelled, run_task
+from . import is_cancelled
 from .run_model import DEVICES, _sentence
+from .task_panel import TaskPanel
 from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
 from .tumor_results import TumorResults, layer_volume, tumor_layer_kwargs
 
@@ -33,7 +33,7 @@ CONTRASTS = (("flair", "FLAIR"), ("t1c", "T1c"), ("t1", "T1"), ("t2", "T2"))
 __all__ = ["SegmentTumorWidget", "display_to_voxel", "voxel_to_display"]
 
 
-class SegmentTumorWidget(Container):
+class SegmentTumorWidget(TaskPanel, Container):
     """Segment a brain tumour from the viewer's image layers.
 
     Attributes tests may set: ``flair.value``, ``t1c.value``, ``t1.value``, ``t2.value``
@@ -48,10 +48,7 @@ class SegmentTumorWidget(Container):
         self._viewer = viewer
         self._synchronous = False
         self._extra_models: list[str] = []
-        self._cancel: CancelToken | None = None
-        self._pbar: napari_progress | None = None
         self._review: list[dict[str, int]] = []
-        self.worker: Any = None
         self.flair = ComboBox(label="FLAIR", choices=self._layer_choices, nullable=True)
         self.t1c = ComboBox(label="T1c", choices=self._layer_choices, nullable=True)
         self.t1 = ComboBox(label="T1 (optional)", choices=self._optional_choices)
@@ -174,38 +171,13 @@ class SegmentTumorWidget(Container):
             return segment_tumor(volumes["FLAIR"], volumes["T1c"], volumes["T1"], volumes["T2"], model=model,
                                  device=device, tta=tta, progress=progress, cancel=cancel, notify=notify)
 
-        self._cancel = CancelToken()
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self._pbar = napari_progress(total=1, desc="Segment tumour")
-        self.status.value = "Segmenting the tumour..."
         self._source = self.flair_layer()
-        self.worker = run_task(work, on_done=self._add_result, on_progress=self._progress,
-                               on_error=self._error, on_note=show_warning, synchronous=self.synchronous,
-                               cancel=self._cancel)
-
-    def cancel(self, *_: Any) -> None:
-        """Stop the run at its next check; nothing is added."""
-        if self._cancel is not None:
-            self._cancel.cancel()
-            self.status.value = "Cancelling..."
-
-    def _progress(self, done: int, total: int, text: str) -> None:
-        pbar = self._pbar
-        if pbar is None:
-            return
-        total = max(int(total), 1)
-        if pbar.total != total:
-            pbar.total = total
-        pbar.n = min(int(done), total)
-        pbar.set_description(text)
-        pbar.update(0)
-        self.status.value = text
+        self.start_task(work, "Segment tumour", "Segmenting the tumour...", self._add_result, self._error)
 
     def _add_result(self, seg: Any) -> None:
         from napari.layers import Layer
 
-        if self._cancel is None or self._cancel.cancelled:  # finished after Cancel: drop it
-            self._finish("Cancelled; nothing was added.")
+        if self.cancelled_result():
             return
         prov = dict(seg.provenance)
         kwargs = tumor_layer_kwargs(_card_labels(self.model.value))
@@ -232,14 +204,6 @@ class SegmentTumorWidget(Container):
         text = str(exc) if isinstance(exc, ValueError) else f"The segmentation failed: {_sentence(exc)}"
         show_error(text)
         self._finish(text)
-
-    def _finish(self, text: str) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        self.status.value = text
-        self._cancel = None
 
     def _say(self, text: str) -> None:
         show_warning(text)

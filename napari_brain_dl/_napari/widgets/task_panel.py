@@ -1,0 +1,72 @@
+"""Run / Cancel plumbing shared by the model widgets: progress bar, status line, cancel token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...core.progress import CancelToken
+from . import Work, run_task
+
+
+class TaskPanel:
+    """Mixin for a dock widget with ``run_button``, ``cancel_button``, ``status`` and ``synchronous``.
+
+    `start_task` runs the work off the UI thread with a napari progress bar; `cancel`
+    asks it to stop; `_finish` puts the buttons back. A result that arrives after
+    Cancel is dropped by `cancelled_result`.
+    """
+
+    run_button: Any
+    cancel_button: Any
+    status: Any
+    synchronous: bool
+    _cancel: CancelToken | None = None
+    _pbar: Any = None
+    worker: Any = None
+
+    def start_task(self, work: Work, title: str, status: str, on_done: Callable[[Any], None],
+                   on_error: Callable[[BaseException], None]) -> None:
+        """Disable Run, enable Cancel, show a progress bar and run `work` (inline when synchronous)."""
+        from napari.utils import progress as napari_progress
+        from napari.utils.notifications import show_warning
+
+        self._cancel = CancelToken()
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self._pbar = napari_progress(total=1, desc=title)
+        self.status.value = status
+        self.worker = run_task(work, on_done=on_done, on_progress=self._progress, on_error=on_error,
+                               on_note=show_warning, synchronous=self.synchronous, cancel=self._cancel)
+
+    def cancel(self, *_: Any) -> None:
+        """Stop the running task at its next check; nothing is added."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.status.value = "Cancelling..."
+
+    def cancelled_result(self) -> bool:
+        """True (and the panel reset) when the result arrived after Cancel and must be dropped."""
+        if self._cancel is None or self._cancel.cancelled:
+            self._finish("Cancelled; nothing was added.")
+            return True
+        return False
+
+    def _progress(self, done: int, total: int, text: str) -> None:
+        pbar = self._pbar  # a local: updating the bar may process events that end the run
+        if pbar is None:
+            return
+        total = max(int(total), 1)
+        if pbar.total != total:
+            pbar.total = total
+        pbar.n = min(int(done), total)
+        pbar.set_description(text)
+        pbar.update(0)
+        self.status.value = text
+
+    def _finish(self, text: str) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.status.value = text
+        self._cancel = None
