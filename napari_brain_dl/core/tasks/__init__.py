@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+from .click_segment import ClickSegmenter, click_segment
 from .measure import tumor_measurements
 from .parcellate import Parcellation, parcellate
 from .run_model import run_model
@@ -13,8 +14,10 @@ from .skullstrip import skullstrip
 from .tumor import TumorSegmentation, segment_tumor
 
 __all__ = [
+    "ClickSegmenter",
     "Parcellation",
     "TumorSegmentation",
+    "click_segment",
     "parcellate",
     "run_model",
     "segment_tumor",
