@@ -1,7 +1,8 @@
 """Benchmark: tumour models against the classical baseline and against plain MONAI, one process.
 
 1. Accuracy per case (WT / TC / ET Dice): classical baseline (bench/tumor_baseline.py) beside
-   the automatic model, FLAIR + T1c only (what every case has); the held-out case is marked.
+   the automatic model with every contrast the case has (FLAIR + T1c; all four for
+   brats_gli_00001); the held-out case is marked.
 2. Speed: full-volume segmentation through the engine (`segment_tumor`, model cached) vs the
    same network through plain MONAI ``sliding_window_inference`` at the card's window settings
    on the whole normalised volume (NCDHW, float32, ``torch.no_grad``), as a time ratio.
@@ -61,7 +62,9 @@ def accuracy(data: Path, model: str) -> list[dict[str, object]]:
     for name in CASES:
         flair, t1c, ref = load_exam(data, name)
         base = brats_data.region_dice(baseline_labels(np.asarray(flair.data), np.asarray(t1c.data)), ref)
-        seg = segment_tumor(flair, t1c, model=model, device="cpu")
+        more = ("t1n", "t2w") if name == "brats_gli_00001" else ()
+        extra = [io.load(data / name / f"{f}.nii.gz") for f in more]
+        seg = segment_tumor(flair, t1c, *extra, model=model, device="cpu")
         ours = brats_data.region_dice(seg.labels.data, ref)
         held_out = name in brats_data.VALIDATION
         rows.append(
