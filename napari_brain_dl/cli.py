@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, cli_models, cli_tumor
+from . import __version__, cli_explain, cli_models, cli_tumor
 
 EXIT_BAD_INPUT = 2
 
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_models.register(sub)
     cli_tumor.register(sub)
+    cli_explain.register(sub)
     return parser
 
 

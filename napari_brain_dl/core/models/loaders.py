@@ -286,9 +286,10 @@ def build_module(card: ModelCard) -> nn.Module:
             raise WeightsError(f"monai.networks.nets has no network called {name!r}.")
         return getattr(nets, name)(**dict(arch.get("args") or {}))
     if kind == "project":
-        from . import meshnet, unet
+        from . import classifier, meshnet, unet
 
         builders = {"meshnet": lambda a: meshnet.MeshNet(spec_from_dict(a)), "unet": unet.build_unet}
+        builders["classifier"] = classifier.build_classifier
         if arch.get("name") not in builders:
             raise WeightsError(f"Unknown project architecture {arch.get('name')!r}.")
         return builders[arch["name"]](arch)
