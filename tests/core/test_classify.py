@@ -121,3 +121,29 @@ def test_segmentation_model_explains_a_region(case: dict[str, Volume], rule_card
     )
     assert result.heatmap.same_grid(case["flair"]) and result.classification is None
     assert result.target_class == "WT" and np.isfinite(result.heatmap.data).all()
+
+
+def test_a_users_torchscript_classifier_is_classified_and_calibrated(tmp_path: Path) -> None:
+    """Any classification card runs: a TorchScript T1 classifier ('bright' vs 'dark'), temperature 2."""
+    import yaml
+
+    class Brightness(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = x.mean(dim=(2, 3, 4))
+            return torch.cat([-m, m], dim=1) * 4.0
+
+    torch.jit.script(Brightness()).save(str(tmp_path / "bright.pt"))
+    card = {
+        "id": "bright", "name": "Bright", "task": "classification", "inputs": ["T1"],
+        "preprocessing": [{"op": "scale", "low": -1.0, "high": 1.0}],
+        "output": {"kind": "probabilities", "channels": ["dark", "bright"], "temperature": 2.0},
+        "architecture": {"type": "torchscript"}, "weights": {"file": "bright.pt"}, "trusted": True,
+    }
+    (tmp_path / "bright.yaml").write_text(yaml.safe_dump(card))
+    data = np.zeros((32, 32, 32), np.float32)
+    data[2:30, 2:30, 2:30] = 1.0  # two thirds bright: mean > 0 after scaling to [-1, 1]
+    result = classify(inputs={"T1": Volume(data, np.eye(4), "t1")}, model=str(tmp_path / "bright.yaml"))
+    assert result.predicted == "bright" and result.temperature == 2.0
+    logits = np.array(result.logits)
+    expected = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum()
+    assert result.probabilities["bright"] == pytest.approx(float(expected[1]), rel=1e-4)
