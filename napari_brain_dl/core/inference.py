@@ -117,18 +117,7 @@ def predict(
     loaded = get_model(model, device)
     card = loaded.card
     vols = [inputs] if isinstance(inputs, Volume) else list(inputs)
-    if len(vols) != len(card.inputs):
-        raise ValueError(
-            f"Model {card.id!r} needs {len(card.inputs)} input(s) in this order: "
-            f"{', '.join(card.inputs)}; got {len(vols)}."
-        )
-    ref = vols[0]
-    for name, vol in zip(card.inputs, vols, strict=True):
-        if not vol.same_grid(ref, atol=1e-3):
-            raise ValueError(
-                f"Input {name} ({vol.name}) is not on the grid of {card.inputs[0]} ({ref.name}); "
-                "resample or co-register the contrasts first."
-            )
+    ref = check_inputs(card, vols)
     settings = {
         "crop": "head",
         "margin": 16,
@@ -198,6 +187,27 @@ def predict(
     }
     report(1, 1, "done")
     return Prediction(result, prov)
+
+
+def check_inputs(card: ModelCard, vols: Sequence[Volume]) -> Volume:
+    """The first input, after checking there is one Volume per card input, all on its grid.
+
+    Raises:
+        ValueError: Wrong number of inputs, or inputs without a shared grid.
+    """
+    if len(vols) != len(card.inputs):
+        raise ValueError(
+            f"Model {card.id!r} needs {len(card.inputs)} input(s) in this order: "
+            f"{', '.join(card.inputs)}; got {len(vols)}."
+        )
+    ref = vols[0]
+    for name, vol in zip(card.inputs, vols, strict=True):
+        if not vol.same_grid(ref, atol=1e-3):
+            raise ValueError(
+                f"Input {name} ({vol.name}) is not on the grid of {card.inputs[0]} ({ref.name}); "
+                "resample or co-register the contrasts first."
+            )
+    return ref
 
 
 def _forward(

@@ -84,18 +84,9 @@ def prepare(card: ModelCard, vols: Sequence[Volume], *, divisible: int = 8) -> M
     Raises:
         ValueError: Wrong number of inputs or inputs on different grids.
     """
-    if len(vols) != len(card.inputs):
-        raise ValueError(
-            f"Model {card.id!r} needs {len(card.inputs)} input(s) in this order: {', '.join(card.inputs)}; "
-            f"got {len(vols)}."
-        )
-    ref = vols[0]
-    for name, vol in zip(card.inputs, vols, strict=True):
-        if not vol.same_grid(ref, atol=1e-3):
-            raise ValueError(
-                f"Input {name} ({vol.name}) is not on the grid of {card.inputs[0]} ({ref.name}); "
-                "resample or co-register the contrasts first."
-            )
+    from ..inference import check_inputs
+
+    ref = check_inputs(card, vols)
     transform, arrays, oriented = None, [], ref
     for vol in vols:
         oriented, transform = (
