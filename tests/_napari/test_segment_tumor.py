@@ -282,15 +282,16 @@ def test_clicks_while_busy_are_queued(exam: tuple[Any, SegmentTumorWidget], qtbo
     assert viewer.layers[MASK_LAYER].data.sum() == 3 * 7 ** 3
 
 
-def test_real_click_segmenter_on_flair_grid(exam: tuple[Any, SegmentTumorWidget]) -> None:
-    """The real ClickSegmenter (untrained weights: only the wiring is checked)."""
-    from napari_brain_dl.core.inference import get_model
+def test_real_click_segmenter_on_flair_grid(exam: tuple[Any, SegmentTumorWidget], data_dir: Path) -> None:
+    """The real ClickSegmenter with the shipped weights, one click inside the tumour: the wiring."""
+    from napari_brain_dl.core.tasks.click_segment import next_click
 
     viewer, widget = exam
-    widget.clicks.model = get_model("brats-tumor-click", "cpu", allow_random_weights=True)
+    truth = np.asarray(io.load(data_dir / "brats_gli_00001" / "seg-BraTS23_1.nii.gz").data) > 0
+    voxel, _ = next_click(np.zeros(truth.shape, bool), truth)
     widget.clicks.device = "cpu"
     widget.clicks.toggle.value = True
-    assert widget.clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    assert widget.clicks.add_click(voxel_to_display(viewer.layers["t2f"], voxel), True)
     mask = viewer.layers[MASK_LAYER]
     assert mask.data.shape == viewer.layers["t2f"].data.shape and set(np.unique(mask.data)) <= {0, 1}
     assert "updated" in widget.clicks.status.value
