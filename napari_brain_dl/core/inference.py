@@ -133,21 +133,7 @@ def predict(
     report = progress or (lambda d, t, s: None)
 
     # --- geometry: exact reorientation, then an invertible resampling
-    transforms, arrays = [], []
-    for vol in vols:
-        oriented, transform = (
-            reorient(vol, tuple(card.orientation.upper())) if card.orientation else (vol, None)
-        )
-        transforms.append(transform)
-        arrays.append(np.asarray(oriented.data, dtype=np.float32))
-    data = np.nan_to_num(np.stack(arrays))
-    grid = prepost.GridMap(data.shape[1:], oriented.affine, data.shape[1:], oriented.affine)  # type: ignore[arg-type]
-    for step in card.preprocessing:
-        if step["op"] in ("conform", "resample"):
-            grid = prepost.target_grid(data.shape, oriented.affine, step)
-            data = grid.forward(data)
-        else:
-            data = prepost.intensity(data, step)
+    data, grid, transform = preprocess(card, vols)
     check(cancel)
     box = (
         prepost.foreground_bbox(data, int(settings["margin"]), int(settings["divisible"]))
@@ -178,7 +164,7 @@ def predict(
     check(cancel)
 
     # --- back onto the input grid, then postprocessing
-    outputs = _restore(card, out, box, data.shape[1:], grid, transforms[0], ref)
+    outputs = _restore(card, out, box, data.shape[1:], grid, transform, ref)
     seconds = time.perf_counter() - start
     prov = _provenance(loaded, vols, settings, holder, box, seconds)
     result = {
@@ -208,6 +194,32 @@ def check_inputs(card: ModelCard, vols: Sequence[Volume]) -> Volume:
                 "resample or co-register the contrasts first."
             )
     return ref
+
+
+def preprocess(
+    card: ModelCard, vols: Sequence[Volume]
+) -> tuple[np.ndarray, prepost.GridMap, np.ndarray | None]:
+    """Inputs stacked in card order, reoriented exactly and preprocessed as the card says.
+
+    Returns (C, X, Y, Z) float32 data, the invertible grid map and the orientation transform
+    of the inputs (None when the card keeps the input's orientation).
+    """
+    transform, arrays, oriented = None, [], vols[0]
+    for vol in vols:
+        oriented, transform = (
+            reorient(vol, tuple(card.orientation.upper())) if card.orientation else (vol, None)  # type: ignore[arg-type]
+        )
+        arrays.append(np.asarray(oriented.data, dtype=np.float32))
+    data = np.nan_to_num(np.stack(arrays))
+    shape = data.shape[1:]
+    grid = prepost.GridMap(shape, oriented.affine, shape, oriented.affine)  # type: ignore[arg-type]
+    for step in card.preprocessing:
+        if step["op"] in ("conform", "resample"):
+            grid = prepost.target_grid(data.shape, oriented.affine, step)
+            data = grid.forward(data)
+        else:
+            data = prepost.intensity(data, step)
+    return data, grid, transform
 
 
 def _forward(

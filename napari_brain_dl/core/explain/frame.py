@@ -17,7 +17,7 @@ from nibabel import orientations as ornt_
 
 from ..models import prepost
 from ..models.card import ModelCard
-from ..volume import Volume, reorient, restore_orientation
+from ..volume import Volume, restore_orientation
 
 
 @dataclass
@@ -84,24 +84,10 @@ def prepare(card: ModelCard, vols: Sequence[Volume], *, divisible: int = 8) -> M
     Raises:
         ValueError: Wrong number of inputs or inputs on different grids.
     """
-    from ..inference import check_inputs
+    from ..inference import check_inputs, preprocess
 
     ref = check_inputs(card, vols)
-    transform, arrays, oriented = None, [], ref
-    for vol in vols:
-        oriented, transform = (
-            reorient(vol, tuple(card.orientation.upper())) if card.orientation else (vol, None)  # type: ignore[arg-type]
-        )
-        arrays.append(np.asarray(oriented.data, dtype=np.float32))
-    data = np.nan_to_num(np.stack(arrays))
-    shape = data.shape[1:]
-    grid = prepost.GridMap(shape, oriented.affine, shape, oriented.affine)  # type: ignore[arg-type]
-    for step in card.preprocessing:
-        if step["op"] in ("conform", "resample"):
-            grid = prepost.target_grid(data.shape, oriented.affine, step)
-            data = grid.forward(data)
-        else:
-            data = prepost.intensity(data, step)
+    data, grid, transform = preprocess(card, vols)
     margin = int(card.inference.get("margin", 8))
     box = prepost.foreground_bbox(data, margin, divisible)
     x = np.ascontiguousarray(data[(slice(None), *box)], dtype=np.float32)
