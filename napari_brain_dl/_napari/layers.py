@@ -134,6 +134,30 @@ def layer_to_volume(data: Any, meta: dict[str, Any], name: str | None = None) ->
                   meta=dict(record.get("source_meta", {})))
 
 
+def layer_volume(layer: Any) -> Volume:
+    """A napari layer as a core Volume on its scan's own grid (see `layer_to_volume`)."""
+    return layer_to_volume(layer.data, {"metadata": layer.metadata, "scale": layer.scale,
+                                        "translate": layer.translate}, name=layer.name)
+
+
+def layer_contrast(layer: Any) -> str:
+    """Contrast of a layer ("flair", "t1c", ... or "other"): Load exam's record, else its name or file."""
+    from ..core.study import guess_contrast
+
+    record = layer.metadata.get(GEOMETRY) or {}
+    if record.get("contrast"):
+        return str(record["contrast"]).lower()
+    by_name = guess_contrast(layer.name)
+    path = str(record.get("source_meta", {}).get("path", ""))
+    return by_name if by_name != "other" else guess_contrast(path)
+
+
+def is_synthetic_layer(layer: Any) -> bool:
+    """True for a layer holding a synthetic (not acquired) image."""
+    record = layer.metadata.get(GEOMETRY) or {}
+    return bool(layer.metadata.get("synthetic") or record.get("source_meta", {}).get("synthetic"))
+
+
 def labels_like(layer: Any, name: str = "labels") -> LayerDataTuple:
     """An empty labels layer tuple on the same grid and geometry record as `layer`."""
     record = layer.metadata.get(GEOMETRY, {})

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from napari_brain_dl._napari.layers import GEOMETRY, volume_to_layer_data
-from napari_brain_dl._napari.widgets import model_manager, run_model
+from napari_brain_dl._napari.widgets import model_manager, task_panel
 from napari_brain_dl._napari.widgets.model_manager import ModelManagerWidget
 from napari_brain_dl._napari.widgets.run_model import RunModelWidget
 from napari_brain_dl.core.models import default_registry, trusted_hashes
@@ -188,7 +188,7 @@ def test_failing_model_notifies_and_adds_nothing(scan_layer: tuple[Any, Any], ti
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     viewer, _ = scan_layer
     errors: list[str] = []
-    monkeypatch.setattr(run_model, "show_error", errors.append)
+    monkeypatch.setattr(task_panel, "show_error", errors.append)
     widget = RunModelWidget(viewer)
     widget.synchronous = True
     widget.model.value = "boom"

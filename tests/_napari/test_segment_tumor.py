@@ -20,7 +20,7 @@ import pytest
 from napari.layers import Layer
 
 from napari_brain_dl._napari.layers import GEOMETRY, labels_like, layer_to_volume, volume_to_layer_data
-from napari_brain_dl._napari.widgets import segment_tumor, tumor_results
+from napari_brain_dl._napari.widgets import task_panel, tumor_results
 from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
 from napari_brain_dl._napari.widgets.tumor_clicks import (
     MASK_LAYER,
@@ -126,7 +126,7 @@ def test_tta_adds_uncertainty_and_review_moves_the_slice(exam: tuple[Any, Segmen
 def test_missing_t1c_says_so_and_adds_nothing(viewer: Any, brats: dict[str, Volume], tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     said: list[str] = []
-    monkeypatch.setattr(segment_tumor, "show_warning", said.append)
+    monkeypatch.setattr(task_panel, "show_warning", said.append)
     _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
     widget = SegmentTumorWidget(viewer)
     widget.synchronous = True
@@ -140,7 +140,7 @@ def test_empty_image_is_one_sentence(exam: tuple[Any, SegmentTumorWidget], brats
                                      rule_card: str, monkeypatch: pytest.MonkeyPatch) -> None:
     viewer, widget = exam
     errors: list[str] = []
-    monkeypatch.setattr(segment_tumor, "show_error", errors.append)
+    monkeypatch.setattr(task_panel, "show_error", errors.append)
     zero = brats["t1c"].with_data(np.zeros(brats["t1c"].shape, np.int16), name="zero")
     _add(viewer, zero)
     widget.t1c.value = "zero"

@@ -16,14 +16,11 @@ from typing import Any
 
 import napari.viewer
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, PushButton
-from napari.utils.notifications import show_error, show_info, show_warning
 
 from ...core.progress import CancelToken
 from ...core.tasks.classify import DEFAULT_MODEL, METHODS
-from ..layers import volume_to_layer_data
-from . import is_cancelled
+from ..layers import layer_volume, volume_to_layer_data
 from .task_panel import TaskPanel
-from .tumor_results import layer_volume
 
 NONE = "(none)"
 DEFAULT = "(default)"
@@ -188,7 +185,7 @@ class ExplainWidget(TaskPanel, Container):
                 else None
             )
         except ValueError as exc:
-            self._say(str(exc))
+            self.say(str(exc))
             return
         kwargs = {
             "model": self.model.value or DEFAULT_MODEL,
@@ -236,17 +233,7 @@ class ExplainWidget(TaskPanel, Container):
         )
 
     def _error(self, exc: BaseException) -> None:
-        if is_cancelled(exc):
-            show_info("Explain cancelled; nothing was added.")
-            self._finish("Cancelled; nothing was added.")
-            return
-        text = str(exc) if isinstance(exc, ValueError) else f"The heatmap failed: {type(exc).__name__}: {exc}"
-        show_error(text)
-        self._finish(text)
-
-    def _say(self, text: str) -> None:
-        show_warning(text)
-        self.status.value = text
+        self.task_failed(exc, "The heatmap")
 
     # -- display --------------------------------------------------------------------------------------
     def _restyle(self, *_: Any) -> None:

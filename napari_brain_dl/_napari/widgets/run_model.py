@@ -10,17 +10,15 @@ and colours from the card) or image layer on the input layer's grid, carrying
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, PushButton
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_warning
 
 from ...core.models import ModelCard, default_registry
 from ...core.progress import CancelToken
 from ..layers import layer_to_volume, volume_to_layer_data
-from . import is_cancelled
 from .task_panel import TaskPanel
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -169,21 +167,7 @@ class RunModelWidget(TaskPanel, Container):
             self._viewer.layers.selection.active = added[0]
 
     def _error(self, exc: BaseException) -> None:
-        if is_cancelled(exc):
-            show_info("Model run cancelled; nothing was added.")
-            self._finish("Cancelled.")
-            return
-        show_error(f"The model failed: {_sentence(exc)}")
-        self._finish("Failed: see the notification.")
-
-
-def _sentence(exc: BaseException) -> str:
-    """One line for a notification (TorchScript puts the real message on its last line)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    line = lines[-1] if "TorchScript interpreter" in lines[0] else lines[0]
-    return re.sub(r"^[\w.]*(Error|Exception): ", "", line)
+        self.task_failed(exc, "The model run")
 
 
 def _layer_data(card: ModelCard | None, key: str, volume: Any, source: str,

@@ -17,16 +17,15 @@ from typing import Any
 
 import napari.viewer
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
-from ..layers import GEOMETRY, volume_to_layer_data
-from . import is_cancelled
-from .run_model import DEVICES, _sentence
+from ..layers import GEOMETRY, layer_contrast, layer_volume, volume_to_layer_data
+from .run_model import DEVICES
 from .task_panel import TaskPanel
 from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
-from .tumor_results import TumorResults, layer_volume, tumor_layer_kwargs
+from .tumor_results import TumorResults, tumor_layer_kwargs
 
 NONE = "(none)"
 CONTRASTS = (("flair", "FLAIR"), ("t1c", "T1c"), ("t1", "T1"), ("t2", "T2"))
@@ -119,8 +118,6 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.model.value = str(path)
 
     def _layers_changed(self, *_: Any) -> None:
-        from ...core.study import guess_contrast
-
         layers = self.image_layers()
         for box in (self.flair, self.t1c, self.t1, self.t2):
             current = box.value
@@ -131,7 +128,7 @@ class SegmentTumorWidget(TaskPanel, Container):
             box = getattr(self, contrast)
             if box.value in (None, NONE):
                 match = [n for n in layers
-                         if _contrast_of(self._viewer.layers[n], guess_contrast) == contrast]
+                         if layer_contrast(self._viewer.layers[n]) == contrast]
                 if match:
                     box.value = match[0]
         self.results.update_buttons()
@@ -160,7 +157,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         try:
             volumes = self._volumes()
         except ValueError as exc:
-            self._say(str(exc))
+            self.say(str(exc))
             return
         model, device, tta = self.model.value or DEFAULT_MODEL, self.device.value, bool(self.tta.value)
 
@@ -197,17 +194,7 @@ class SegmentTumorWidget(TaskPanel, Container):
                      + (f"; {len(self._review)} slices to review." if seg.uncertainty is not None else "."))
 
     def _error(self, exc: BaseException) -> None:
-        if is_cancelled(exc):
-            show_info("Tumour segmentation cancelled; nothing was added.")
-            self._finish("Cancelled; nothing was added.")
-            return
-        text = str(exc) if isinstance(exc, ValueError) else f"The segmentation failed: {_sentence(exc)}"
-        show_error(text)
-        self._finish(text)
-
-    def _say(self, text: str) -> None:
-        show_warning(text)
-        self.status.value = text
+        self.task_failed(exc, "The segmentation")
 
     # -- review slices ----------------------------------------------------------------------------
     def _review_choices(self, _widget: Any = None) -> list[tuple[str, int]]:
@@ -241,15 +228,6 @@ class SegmentTumorWidget(TaskPanel, Container):
     def _click_mask(self, layer: Any, provenance: dict[str, Any]) -> None:
         self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")
         self.results.edit()
-
-
-def _contrast_of(layer: Any, guess: Any) -> str:
-    """Contrast of a layer: from Load exam's record, else guessed from its name or file."""
-    record = layer.metadata.get(GEOMETRY) or {}
-    if record.get("contrast"):
-        return str(record["contrast"]).lower()
-    by_name = guess(layer.name)
-    return by_name if by_name != "other" else guess(str(record.get("source_meta", {}).get("path", "")))
 
 
 def _card_labels(model: str | None) -> list[Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from napari.utils.notifications import show_error, show_info, show_warning
+
 from ...core.progress import CancelToken
-from . import Work, run_task
+from . import Work, is_cancelled, run_task
 
 
 class TaskPanel:
@@ -29,7 +32,6 @@ class TaskPanel:
                    on_error: Callable[[BaseException], None]) -> None:
         """Disable Run, enable Cancel, show a progress bar and run `work` (inline when synchronous)."""
         from napari.utils import progress as napari_progress
-        from napari.utils.notifications import show_warning
 
         self._cancel = CancelToken()
         self.run_button.enabled, self.cancel_button.enabled = False, True
@@ -51,6 +53,25 @@ class TaskPanel:
             return True
         return False
 
+    def task_failed(self, exc: BaseException, what: str) -> None:
+        """Report a failed or cancelled task in one sentence; nothing was added.
+
+        Cancel gives an info, a ValueError (bad input) its own sentence, anything
+        else "<what> failed: <reason>".
+        """
+        if is_cancelled(exc):
+            show_info(f"{what} cancelled; nothing was added.")
+            self._finish("Cancelled; nothing was added.")
+            return
+        text = str(exc) if isinstance(exc, ValueError) else f"{what} failed: {one_sentence(exc)}"
+        show_error(text)
+        self._finish(text)
+
+    def say(self, text: str) -> None:
+        """A warning notification repeated on the status line (bad choices before a run)."""
+        show_warning(text)
+        self.status.value = text
+
     def _progress(self, done: int, total: int, text: str) -> None:
         pbar = self._pbar  # a local: updating the bar may process events that end the run
         if pbar is None:
@@ -70,3 +91,12 @@ class TaskPanel:
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
         self._cancel = None
+
+
+def one_sentence(exc: BaseException) -> str:
+    """One line for a notification (TorchScript puts the real message on its last line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = lines[-1] if "TorchScript interpreter" in lines[0] else lines[0]
+    return re.sub(r"^[\w.]*(Error|Exception): ", "", line)

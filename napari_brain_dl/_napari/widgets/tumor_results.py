@@ -23,7 +23,7 @@ from magicgui.widgets import Container, Label, PushButton, Table
 from napari.utils.notifications import show_error, show_info
 
 from ...core.tasks.tumor import CLASS_NAMES
-from ..layers import GEOMETRY, layer_to_volume, volume_to_layer_data
+from ..layers import GEOMETRY, layer_volume, volume_to_layer_data
 from .tumor_clicks import TUMOR_KIND, voxel_to_display
 
 DEBOUNCE_MS = 1500
@@ -83,12 +83,6 @@ def _save_autosave(volume: Any, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     io.save(volume, path, overwrite=True, description="napari-brain-dl tumour autosave")
-
-
-def layer_volume(layer: Any) -> Any:
-    """A layer as a core Volume on its scan's own grid (through `layers.layer_to_volume`)."""
-    return layer_to_volume(layer.data, {"metadata": layer.metadata, "scale": layer.scale,
-                                        "translate": layer.translate}, name=layer.name)
 
 
 def _ask_path(caption: str, default: str, filter: str) -> str | None:
