@@ -10,10 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, cli_explain, cli_models, cli_tumor
+from . import (
+    __version__,
+    cli_batch,
+    cli_explain,
+    cli_models,
+    cli_report,
+    cli_superres,
+    cli_synthesize,
+    cli_tumor,
+)
 
 EXIT_BAD_INPUT = 2
 
@@ -30,11 +40,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .core import io
+    from .core.provenance import record_cli_outputs, sidecar_path
 
     volume = io.load(args.input, volume_index=args.volume, series_uid=args.series)
+    if sidecar_path(args.output).exists() and not args.overwrite:
+        raise FileExistsError(f"{sidecar_path(args.output)} already exists; pass --overwrite to replace it.")
     out = io.save(volume, args.output, overwrite=args.overwrite)
+    record_cli_outputs(args, {"output": out}, {"input": args.input})
     for warning in volume.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {Path(args.input).name}: {warning}", file=sys.stderr)
     print(f"wrote {out} ({'x'.join(map(str, volume.shape))}, {volume.axcodes}, {volume.data.dtype})")
     return 0
 
@@ -71,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli_models.register(sub)
     cli_tumor.register(sub)
     cli_explain.register(sub)
+    cli_synthesize.register(sub)
+    cli_superres.register(sub)
+    cli_report.register(sub)
+    cli_batch.register(sub)
     return parser
 
 
@@ -82,6 +100,8 @@ def _add_series_choice(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `napari-brain-dl` console script."""
     args = build_parser().parse_args(argv)
+    args._started = time.time()  # wall-clock start, for the provenance sidecars
+    cli_models._PENDING.clear()  # scan warnings of an earlier in-process call
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # OSError: missing, existing, unwritable, disk full

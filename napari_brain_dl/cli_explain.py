@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence
+from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence, flush_warnings, load_scan
 
 
 def register(subparsers: Any) -> None:
@@ -64,18 +64,18 @@ def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> No
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """``napari-brain-dl classify --flair F [--t1c F] [--model NAME] [--json J]``."""
-    from .core import io
     from .core.tasks.classify import classify
 
     try:
         if args.json and Path(args.json).exists():
             raise FileExistsError(f"{args.json} already exists; choose another name.")
-        flair = io.load(args.flair)
-        t1c = io.load(args.t1c) if args.t1c else None
+        flair = load_scan(args.flair)
+        t1c = load_scan(args.t1c) if args.t1c else None
         result = classify(flair, t1c, model=args.model, device=args.device)
         _write_json(args.json, result.to_dict(), False)
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     probs = ", ".join(f"{k} {v:.3f}" for k, v in result.probabilities.items())
     print(f"{args.flair}: {result.predicted} ({probs})")
     return 0
@@ -91,9 +91,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         _check_outputs([Path(args.output)], args.overwrite)
         if args.json and Path(args.json).exists() and not args.overwrite:
             raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it.")
-        flair = io.load(args.flair)
-        t1c = io.load(args.t1c) if args.t1c else None
-        mask = io.load(args.mask) if args.mask else None
+        flair = load_scan(args.flair)
+        t1c = load_scan(args.t1c) if args.t1c else None
+        mask = load_scan(args.mask) if args.mask else None
         result = explain(
             flair,
             t1c,
@@ -110,8 +110,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         io.save(result.heatmap, args.output, overwrite=args.overwrite, description=f"{args.method} heatmap")
         report = {"output": str(args.output), **result.to_dict()}
         _write_json(args.json, report, args.overwrite)
+        from .core.provenance import record_cli_outputs
+
+        record_cli_outputs(args, {"output": args.output, "json": args.json},
+                           {"flair": args.flair, "t1c": args.t1c, "mask": args.mask}, result.provenance,
+                           {"explanation": {k: v for k, v in result.to_dict().items() if k != "provenance"}})
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     for c in result.checks:
         print(f"{c.name}: {c.verdict} ({c.value}) {c.sentence}")
     print(

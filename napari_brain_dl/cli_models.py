@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,32 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> int:
+    _PENDING.clear()
     sys.stderr.write(f"napari-brain-dl: {message}\n")
     return code
+
+
+_PENDING: list[str] = []  # scan warnings, printed when the command succeeds
+
+
+def load_scan(path: str | Path, **kwargs: Any) -> Any:
+    """`io.load`, keeping the scan's warnings (NaN voxels, qform/sform conflict, empty) for stderr.
+
+    They are printed by `flush_warnings` once the command has succeeded; a refused command
+    prints its one error sentence only (`_fail` drops them).
+    """
+    from .core import io
+
+    volume = io.load(path, **kwargs)
+    _PENDING.extend(f"warning: {Path(path).name}: {w}" for w in volume.warnings)
+    return volume
+
+
+def flush_warnings() -> None:
+    """Print the pending scan warnings on stderr (one line each) and forget them."""
+    for line in _PENDING:
+        sys.stderr.write(line + "\n")
+    _PENDING.clear()
 
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
@@ -98,14 +123,19 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 def _check_outputs(paths: list[Path], overwrite: bool) -> None:
     from .core.io import WRITE_SUFFIXES, suffix_of
+    from .core.provenance import sidecar_path
 
     for path in paths:
         if suffix_of(path) not in WRITE_SUFFIXES:
             raise ValueError(f"Cannot write {path.name}: use one of {', '.join(WRITE_SUFFIXES)}.")
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
+        if sidecar_path(path).exists() and not overwrite:
+            raise FileExistsError(f"{sidecar_path(path)} already exists; pass --overwrite to replace it.")
         if not path.parent.resolve().is_dir():
             raise FileNotFoundError(f"The output folder {path.parent} does not exist.")
+        if not os.access(path.parent.resolve(), os.W_OK):
+            raise PermissionError(f"The output folder {path.parent} is not writable; nothing was run.")
 
 
 def cmd_skullstrip(args: argparse.Namespace) -> int:
@@ -119,7 +149,7 @@ def cmd_skullstrip(args: argparse.Namespace) -> int:
         out = Path(args.output)
         _check_outputs([out], args.overwrite)
         choose_device(args.device)
-        volume = io.load(args.input)
+        volume = load_scan(args.input)
         model = None
         if args.model:
             from .core.models.registry import resolve_model
@@ -135,8 +165,12 @@ def cmd_skullstrip(args: argparse.Namespace) -> int:
         io.save(
             mask, out, overwrite=args.overwrite, description=f"brain mask {mask.meta.get('model_id', '')}"
         )
+        from .core.provenance import record_cli_outputs
+
+        record_cli_outputs(args, {"output": out}, {"input": args.input}, mask.meta.get("provenance"))
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     print(f"{out}: brain {float(mask.data.sum()) * volume.voxel_volume_ml:.0f} mL")
     return 0
 
@@ -163,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         choose_device(args.device)
         if args.json and Path(args.json).exists() and not args.overwrite:
             raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it.")
-        volumes = [io.load(p) for p in args.input]
+        volumes = [load_scan(p) for p in args.input]
         pred = run_model(
             card,
             volumes,
@@ -185,8 +219,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 report["regions"] = region_volumes(pred.outputs["labels"], list(card.labels))
             with atomic_output(args.json, overwrite=args.overwrite) as tmp:
                 tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        from .core.provenance import record_cli_outputs
+
+        files = {("output" if len(targets) == 1 else f"output_{k}"): v for k, v in targets.items()}
+        record_cli_outputs(args, {**files, "json": args.json},
+                           {f"input{i}": p for i, p in enumerate(args.input)}, pred.provenance)
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     for name, path in targets.items():
         print(f"{path}: {name}")
     return 0

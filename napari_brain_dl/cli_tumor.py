@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence
+from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence, flush_warnings, load_scan
 
 
 def register(subparsers: Any) -> None:
@@ -62,12 +62,14 @@ def _index(text: str) -> tuple[int, int, int]:
 
 
 def _load_exam(args: argparse.Namespace) -> dict[str, Any]:
-    from .core import io
-
     return {
-        name: io.load(p) if p else None
+        name: load_scan(p) if p else None
         for name, p in (("FLAIR", args.flair), ("T1c", args.t1c), ("T1", args.t1), ("T2", args.t2))
     }
+
+
+def _exam_files(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"flair": args.flair, "t1c": args.t1c, "t1": args.t1, "t2": args.t2}
 
 
 def _outputs(args: argparse.Namespace, *extra: str | None) -> list[Path]:
@@ -133,8 +135,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "provenance": seg.provenance,
         }
         _write_json(args.json, report, args.overwrite)
+        from .core.provenance import record_cli_outputs
+
+        unc = args.uncertainty if seg.uncertainty is not None else None
+        record_cli_outputs(args, {"output": args.output, "uncertainty": unc, "json": args.json},
+                           _exam_files(args), seg.provenance, {"measurements": report["measurements"]})
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     m = report["measurements"]
     print(
         f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL, tumour core {m['tumor_core_ml']:.1f} mL, "
@@ -171,7 +179,12 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
             "provenance": mask.meta.get("provenance", {}),
         }
         _write_json(args.json, report, args.overwrite)
+        from .core.provenance import record_cli_outputs
+
+        record_cli_outputs(args, {"output": args.output, "json": args.json}, _exam_files(args),
+                           report["provenance"])
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     print(f"{args.output}: whole tumour {ml:.1f} mL")
     return 0

@@ -192,7 +192,7 @@ CARD = """\
 # Model card: project 3D U-Net for brain-tumour (glioma) segmentation.
 # Written by scripts/train_tumor_seg.py; the shipped weights came from:
 #   {command}
-# (with --minutes the step count, and so the exact weights, depend on the machine's speed)
+{init_line}# (with --minutes the step count, and so the exact weights, depend on the machine's speed)
 id: brats-tumor-seg
 name: Brain tumour segmentation (3D U-Net, BraTS regions)
 task: segmentation
@@ -237,7 +237,7 @@ source: >-
   Trained by napari-brain-dl (scripts/train_tumor_seg.py, seed {seed}) on
   brats_2013_pat0003_1, pat0004_1, pat0005_1 (expert labels, FLAIR + T1c only) and
   brats_gli_00001 (four contrasts; its labels are the output of a BraTS 2023 challenge-winning
-  algorithm, not an expert annotation). {steps} steps ({big}),
+  algorithm, not an expert annotation). {init_text}{steps} steps ({big}),
   {minutes:.0f} minutes on {machine}, torch {torch}.
 metrics:
   validation_case: >-
@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--holdout", default="",
                     help="also hold out these training cases (comma separated; pilots)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these safetensors weights (a fine-tuning stage)")
+    ap.add_argument("--init-command", default="",
+                    help="the command that made the --init weights (recorded in the card)")
     ap.add_argument("--eval-every", type=int, default=400)
     ap.add_argument("--eval-sw", action="store_true",
                     help="also report sliding-window Dice (64^3 windows) at the end")
@@ -351,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sampler = Sampler(cases, args.patch, args.p_tumor, args.drop, rng)
     net = UNet3D(4, 3, feats).to(memory_format=torch.channels_last_3d)
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        net.load_state_dict({k: v.float() for k, v in load_file(str(args.init)).items()})
+        print(f"initialised from {args.init}", flush=True)
     ema = copy.deepcopy(net)
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -417,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         "big": f"batch {args.batch} of {args.patch}^3 patches, then batch {args.big_batch} of "
                f"{args.big_patch}^3 from {args.big_from:.0%} of the schedule",
         "torch": torch.__version__,
+        "init_line": (f"#   (stage 2, started from the weights of: {args.init_command})\n"
+                      if args.init else ""),
+        "init_text": ("Fine-tuned from an earlier run of the same script (see the header), then "
+                      if args.init else ""),
         "machine": f"{args.threads} thread(s) of a {os.cpu_count()}-core {cpu_name()} machine, no GPU",
     }
     ema.eval()

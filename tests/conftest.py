@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["_no_network"]  # no network for the whole session (see tests/_no_network.py)
+
 SHARED_DATA = Path(
     os.environ.get("NAPARI_BRAIN_DL_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )

@@ -171,6 +171,12 @@ def _refresh(viewer: Any) -> None:
     update_letters(viewer)
 
 
+def grid(viewer: Any) -> Any:
+    """The viewer's grid-view model (napari >= 0.9 keeps it on ``viewer.canvas``)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
 def _camera(viewer: Any) -> Any:
     scene = getattr(viewer, "scene", None)  # napari >= 0.9; viewer.camera before
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera

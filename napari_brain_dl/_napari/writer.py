@@ -4,6 +4,8 @@ A layer made by this plugin carries its source affine and orientation
 transform (see `layers.py`): the data is put back in the source's voxel order
 and written with the source's exact affine. Labels are written as uint8
 (uint16 when more than 255 labels). An existing file is never overwritten.
+A synthetic image keeps its stamp: "_synthetic" is added to the file name when
+missing, and the NIfTI description and intent name say SYNTHETIC.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from ..core.io import save, suffix_of
+from ..core.synthetic import is_synthetic, save_synthetic, synthetic_file_name
 from .layers import as_label_array, layer_to_volume
 
 
-def _target(path: str) -> Path:
+def _target(path: str, synthetic: bool = False) -> Path:
     if suffix_of(path) not in (".nii", ".nii.gz"):
         path = f"{path}.nii.gz"
-    target = Path(path)
+    target = synthetic_file_name(path) if synthetic else Path(path)
     if target.exists():
         raise FileExistsError(f"{target.name} already exists; choose another name "
                               "(napari-brain-dl never overwrites a scan or label file).")
@@ -33,9 +36,15 @@ def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     Example:
         >>> viewer.layers["t1c"].save("t1c_copy.nii.gz", plugin="napari-brain-dl")  # doctest: +SKIP
     """
-    target = _target(path)
     volume = layer_to_volume(data, meta)
-    save(volume.with_data(np.ascontiguousarray(volume.data)), target)
+    synthetic = is_synthetic(volume) or bool((meta.get("metadata") or {}).get("synthetic"))
+    target = _target(path, synthetic)
+    volume = volume.with_data(np.ascontiguousarray(volume.data))
+    if synthetic:
+        volume.meta["synthetic"] = True
+        save_synthetic(volume, target)
+    else:
+        save(volume, target)
     return [str(target)]
 
 

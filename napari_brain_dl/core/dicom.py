@@ -83,7 +83,7 @@ def load_dicom_series(folder: Path, series_uid: str | None = None) -> Volume:
     """
     import SimpleITK as sitk
 
-    from .io import ImageReadError, SeriesChoiceError
+    from .io import ImageReadError, SeriesChoiceError, check_fits_in_memory
 
     series = list_series(folder)
     if not series:
@@ -99,6 +99,10 @@ def load_dicom_series(folder: Path, series_uid: str | None = None) -> Volume:
     if len(files) < 2:
         raise ImageReadError(f"{folder}: series {uid} has a single slice; a 3D volume is needed.")
     _check_slice_positions(folder, files)
+    info = sitk.ImageFileReader()
+    info.SetFileName(files[0])
+    info.ReadImageInformation()
+    check_fits_in_memory(folder, (*tuple(info.GetSize())[:2], len(files)), np.float32)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()

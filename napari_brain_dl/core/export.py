@@ -28,6 +28,16 @@ from .volume import Volume, reorient
 
 DEFAULT_DESCRIPTION = "napari-brain-dl labels"
 
+#: Patient identifiers emptied in a DICOM SEG unless ``keep_identifiers=True`` (Type 2 attributes
+#: stay present but empty; the study and frame-of-reference UIDs that link the SEG are kept).
+PATIENT_IDENTIFIERS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
+                       "ReferringPhysicianName", "StudyID")
+#: Optional identifying attributes removed outright unless ``keep_identifiers=True``.
+OPTIONAL_IDENTIFIERS = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
+                        "IssuerOfPatientID", "PatientBirthName", "PatientMotherBirthName",
+                        "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator",
+                        "InstitutionName", "InstitutionAddress", "OperatorsName", "PerformingPhysicianName")
+
 
 def save_labels_nifti(labels: Volume, reference: Volume, path: str | os.PathLike[str], *,
                       overwrite: bool = False, description: str = DEFAULT_DESCRIPTION) -> Path:
@@ -70,13 +80,14 @@ def save_dicom_seg(labels: Volume, source: Volume, path: str | os.PathLike[str],
                    algorithm_type: str = "AUTOMATIC",
                    property_codes: Mapping[int, tuple[Any, Any]] | None = None,
                    series_description: str = "Segmentation (napari-brain-dl)",
-                   series_number: int = 901) -> Path:
+                   series_number: int = 901, keep_identifiers: bool = False) -> Path:
     """Write `labels` as a binary DICOM SEG referencing the DICOM series `source` was loaded from.
 
     One segment per label value present, named from `label_names`; frames that
-    hold no label are left out. Patient and study attributes come from the
-    source datasets (highdicom copies them, as the SEG standard requires); nothing
-    else identifying is added.
+    hold no label are left out. Study and frame-of-reference UIDs come from the
+    source datasets, so viewers file the SEG with its series. Patient identifiers
+    (name, ID, birth date, accession number, `PATIENT_IDENTIFIERS` and
+    `OPTIONAL_IDENTIFIERS`) are left empty unless `keep_identifiers` is True.
 
     Args:
         labels: Integer label map on the grid of `source` (or the same grid reoriented).
@@ -91,6 +102,8 @@ def save_dicom_seg(labels: Volume, source: Volume, path: str | os.PathLike[str],
             chosen from the segment name (SNOMED CT: Necrosis, Edema, Neoplasm, Brain, Tissue).
         series_description: SeriesDescription of the new series.
         series_number: SeriesNumber of the new series.
+        keep_identifiers: Copy the source's patient identifiers into the SEG (as highdicom
+            does); by default they are emptied so the file can leave the hospital.
 
     Raises:
         ValueError: Source not loaded from DICOM, irregular slices, labels on another
@@ -153,8 +166,20 @@ def save_dicom_seg(labels: Volume, source: Volume, path: str | os.PathLike[str],
                 software_versions=_package_version(), device_serial_number="0",
                 series_description=series_description[:64], content_label="SEGMENTATION",
                 content_description=f"{len(values)} segments by {algorithm_name}"[:64])
+        if not keep_identifiers:
+            _strip_identifiers(seg)
         seg.save_as(str(tmp))
     return Path(path)
+
+
+def _strip_identifiers(dataset: Any) -> None:
+    """Empty the patient identifiers of `dataset` (Type 2 kept present) and drop optional ones."""
+    for keyword in PATIENT_IDENTIFIERS:
+        if keyword in dataset:
+            setattr(dataset, keyword, "")
+    for keyword in OPTIONAL_IDENTIFIERS:
+        if keyword in dataset:
+            delattr(dataset, keyword)
 
 
 def _package_version() -> str:

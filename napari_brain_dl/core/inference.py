@@ -160,6 +160,7 @@ def predict(
             min(int(r), -(-s // step) * step)
             for r, s in zip(settings["roi_size"], crop.shape[1:], strict=True)
         )
+    roi = guard_memory(card, crop.shape, roi, torch_device, notify, amp=bool(settings["amp"]))
     out = dev.run_with_fallback(attempt, torch_device, roi, notify)
     check(cancel)
 
@@ -173,6 +174,103 @@ def predict(
     }
     report(1, 1, "done")
     return Prediction(result, prov)
+
+
+class ResourceError(ValueError):
+    """A run would not fit in memory; the message says how much it needs and what to do."""
+
+
+#: Share of the free memory a run may plan to use (the rest is left to the viewer and the OS).
+MEMORY_SHARE = 0.8
+#: Smallest sliding window the guard shrinks to before refusing.
+MIN_WINDOW = 32
+
+
+def estimate_memory(card: ModelCard, shape: Sequence[int], roi: Sequence[int] | None = None,
+                    half: bool = False) -> dict[str, int]:
+    """Rough peak bytes of one run: ``host`` (arrays around the network) and ``network`` (activations).
+
+    `shape` is (channels, X, Y, Z) of the cropped, preprocessed input; `roi` the sliding window
+    (None: the whole crop in one pass). Activations are counted as four live feature maps of the
+    card's width (``architecture.channels``, else 16) over the window: an overestimate for thin
+    networks, the right order for U-Nets.
+
+    Example:
+        >>> estimate_memory(card, (1, 256, 256, 256))["network"] / 2**30  # doctest: +SKIP
+        8.0
+    """
+    channels, *spatial = (int(n) for n in shape)
+    voxels = math.prod(spatial)
+    outputs = max(len(card.output.get("channels") or []), len(card.labels), 2)
+    host = 4 * voxels * (2 * channels + 3 * outputs)  # input, stacked copy, scores, uncrop, inverse
+    window = math.prod(int(r) for r in roi) if roi else voxels
+    width = card.architecture.get("channels")
+    width = width if isinstance(width, int) and width > 0 else 16
+    network = (2 if half else 4) * window * (4 * width + channels + outputs)
+    if roi:
+        host += 4 * voxels * outputs  # the blended output of the sliding window
+    return {"host": int(host), "network": int(network)}
+
+
+def guard_memory(card: ModelCard, shape: Sequence[int], roi: tuple[int, ...] | None, device: torch.device,
+                 notify: Callable[[str], None] | None, amp: bool = True) -> tuple[int, ...] | None:
+    """Check the run fits before it starts: shrink the sliding window, or refuse with the numbers.
+
+    Host memory holds the arrays (and the network on the CPU); a GPU holds the network. A
+    sliding window is halved (largest side first, down to `MIN_WINDOW`) until it fits; a
+    whole-volume model that does not fit is refused.
+
+    Raises:
+        ResourceError: Even the smallest window (or the arrays alone) would not fit.
+    """
+    from .io import available_memory_bytes
+
+    say = notify or (lambda text: None)
+    host_free = available_memory_bytes()
+    gpu_free = _gpu_free(device)
+    half = amp and device.type == "cuda"
+
+    def fits(window: tuple[int, ...] | None) -> bool:
+        need = estimate_memory(card, shape, window, half)
+        on_host = need["host"] + (need["network"] if gpu_free is None else 0)
+        ok_host = not host_free or on_host <= MEMORY_SHARE * host_free
+        ok_gpu = gpu_free is None or need["network"] <= MEMORY_SHARE * gpu_free
+        return ok_host and ok_gpu
+
+    if fits(roi):
+        return roi
+    window = list(roi) if roi else None
+    while window is not None and max(window) > MIN_WINDOW:
+        axis = int(np.argmax(window))
+        window[axis] = max(MIN_WINDOW, window[axis] // 2)
+        if fits(tuple(window)):
+            say(f"The volume {tuple(shape[1:])} is large for the free memory: the sliding window was shrunk "
+                f"from {tuple(roi or ())} to {tuple(window)}.")
+            return tuple(window)
+    need = estimate_memory(card, shape, tuple(window) if window else None, half)
+    where = (f"{_size(need['network'])} of GPU memory ({_size(gpu_free or 0)} free)"
+             if gpu_free is not None and need["network"] > MEMORY_SHARE * gpu_free
+             else f"{_size(need['host'] + need['network'])} of memory ({_size(host_free)} free)")
+    raise ResourceError(
+        f"Running {card.id} on a {' x '.join(map(str, shape[1:]))} volume needs about {where}; "
+        "crop or downsample the scan, or close other programs, then try again.")
+
+
+def _size(n: float) -> str:
+    """Bytes as "3.2 GiB" or "48 MiB"."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def _gpu_free(device: torch.device) -> int | None:
+    """Free memory of a CUDA device in bytes (None for the CPU or when unknown)."""
+    if device.type != "cuda":
+        return None
+    try:
+        return int(torch.cuda.mem_get_info(device)[0])
+    except (RuntimeError, AssertionError):
+        return None
 
 
 def check_inputs(card: ModelCard, vols: Sequence[Volume]) -> Volume:

@@ -9,6 +9,7 @@ Writes are atomic: a temporary file beside the target, renamed when complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import os
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import HeaderDataError
 
 from .volume import Volume
 
@@ -84,27 +86,58 @@ def load(path: str | os.PathLike[str], *, volume_index: int | None = None,
     else:
         volume = _load_nibabel(path, volume_index)
     volume.name = name or volume.name
+    check_geometry(path, volume.affine)
     _note_bad_values(volume)
     return volume
+
+
+#: Voxel sizes outside this range (mm) are header errors, not scans.
+SPACING_RANGE_MM = (1e-3, 500.0)
+
+
+def check_geometry(path: str | os.PathLike[str], affine: np.ndarray) -> None:
+    """Refuse a voxel-to-world affine that places no voxel sensibly (NaN, singular, absurd spacing).
+
+    Raises:
+        ImageReadError: One sentence naming `path` and what is wrong with its geometry.
+    """
+    matrix = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if not np.all(np.isfinite(affine)):
+        raise ImageReadError(f"{path} has a voxel-to-world affine with NaN or infinite values; "
+                             "its geometry is unusable.")
+    spacing = np.sqrt((matrix**2).sum(axis=0))
+    low, high = SPACING_RANGE_MM
+    text = " x ".join(f"{s:g}" for s in spacing)
+    if spacing.min() < low or spacing.max() > high:
+        raise ImageReadError(f"{path} has an implausible voxel spacing of {text} mm "
+                             f"(expected {low:g} to {high:g} mm); its header is wrong.")
+    if abs(np.linalg.det(matrix / spacing)) < 1e-3:
+        raise ImageReadError(f"{path} has a singular voxel-to-world affine (two voxel axes point the "
+                             "same way); its geometry is unusable.")
 
 
 def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path} is an empty file (0 bytes).")
+    if suffix_of(path) not in NIBABEL_SUFFIXES:
+        raise ImageReadError(f"{path}: the extension {suffix_of(path) or '(none)'} is not a scan format; "
+                             "use .nii, .nii.gz, .mgz, .nrrd, .mha or a DICOM folder.")
     try:
         img = nib.load(str(path))
     except nib.filebasedimages.ImageFileError as exc:
-        raise ImageReadError(f"{path} is not a NIfTI, MGZ, NRRD or DICOM image ({exc}).") from exc
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
-        raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt ({exc}).") from exc
+        raise ImageReadError(f"{path} is not a NIfTI, MGZ, NRRD or DICOM image ({_reason(exc)}).") from exc
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, HeaderDataError) as exc:
+        raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt "
+                             f"({_reason(exc)}).") from exc
     shape = tuple(int(s) for s in img.shape)
     index = _check_shape(path, shape, volume_index)
     check_fits_in_memory(path, shape[:3], img.get_data_dtype())
     try:
         proxy = img.dataobj
         data = np.asanyarray(proxy[..., index] if index is not None else proxy)
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
-        raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt ({exc}).") from exc
+    except (OSError, EOFError, zlib.error, ValueError, HeaderDataError) as exc:
+        raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt "
+                             f"({_reason(exc)}).") from exc
     data = data.reshape(shape[:3])
     meta: dict[str, Any] = {"path": str(path.resolve()), "format": type(img).__name__}
     warnings: list[str] = []
@@ -113,6 +146,11 @@ def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
     if index is not None:
         meta["volume_index"] = index
     return Volume(data, img.affine, name=contrast_stem(path), meta=meta, warnings=warnings)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (the detail inside a one-sentence error)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _check_shape(path: Path, shape: tuple[int, ...], volume_index: int | None) -> int | None:
@@ -155,6 +193,10 @@ def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:
     from .dicom import volume_from_sitk
 
     try:
+        info = sitk.ImageFileReader()
+        info.SetFileName(str(path))
+        info.ReadImageInformation()
+        check_fits_in_memory(path, tuple(info.GetSize())[:3], np.float32)
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ImageReadError(f"{path} could not be read as an image ({str(exc).splitlines()[0]}).") from exc
@@ -170,9 +212,29 @@ def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:
                             meta={"path": str(path.resolve()), "format": "SimpleITK"})
 
 
+#: Environment variable: the largest volume (in voxels) `load` accepts; unset means no limit but memory.
+MAX_VOXELS_ENV = "NAPARI_BRAIN_DL_MAX_VOXELS"
+
+
+def max_voxels() -> int | None:
+    """The configured voxel limit (`MAX_VOXELS_ENV`), or None."""
+    text = os.environ.get(MAX_VOXELS_ENV, "").replace("_", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def check_fits_in_memory(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any) -> None:
-    """Refuse a volume that would not fit comfortably in free memory."""
-    needed = int(np.prod(shape, dtype=np.int64)) * max(np.dtype(dtype).itemsize, 4)
+    """Refuse, before reading it, a volume over the configured voxel limit or too large for free memory.
+
+    Raises:
+        ImageReadError: One sentence with the size, the limit and what to do.
+    """
+    voxels = int(np.prod(shape, dtype=np.int64))
+    limit = max_voxels()
+    if limit and voxels > limit:
+        raise ImageReadError(
+            f"{path} has {voxels:,} voxels ({' x '.join(map(str, shape))}), more than the limit of {limit:,} "
+            f"set by {MAX_VOXELS_ENV}; crop or downsample it first, or raise the limit.")
+    needed = voxels * max(np.dtype(dtype).itemsize, 4)
     available = available_memory_bytes()
     if available and needed > 0.8 * available:
         raise ImageReadError(
@@ -206,6 +268,9 @@ def _note_bad_values(volume: Volume) -> None:
             volume.warnings.append(f"{bad} voxels are NaN or infinite; they are treated as 0 by models.")
     if not np.any(data):
         volume.warnings.append("Every voxel is zero: the image is empty.")
+    elif data.size and np.nanmin(data) == np.nanmax(data):
+        volume.warnings.append(f"Every voxel has the same value ({np.nanmin(data):g}): the image holds "
+                               "no contrast.")
 
 
 @contextlib.contextmanager
@@ -215,6 +280,8 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
     Raises:
         FileExistsError: `path` exists and `overwrite` is False.
         PermissionError: The folder cannot be written.
+        OSError: The disk is full (or read-only, over quota): one sentence naming `path`;
+            the temporary file is removed and `path` is untouched.
 
     Example:
         >>> with atomic_output("out.nii.gz", overwrite=True) as tmp:  # doctest: +SKIP
@@ -229,23 +296,53 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
         raise FileNotFoundError(f"The output folder {folder} does not exist.")
     if not os.access(folder, os.W_OK):
         raise PermissionError(f"The output folder {folder} is not writable.")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix_of(path) or ".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix_of(path) or ".tmp",
+                                        dir=folder)
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
-        os.replace(tmp, path)
+        _move_into_place(tmp, path, overwrite)
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS and not isinstance(exc, FileExistsError):
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            error = type(exc)(f"{path} could not be written ({reason}); nothing was written.")
+            error.errno = exc.errno  # no strerror: str(error) stays the sentence
+            raise error from exc
+        raise
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 
+#: Errors of the disk or folder while writing (full, quota, read-only, permissions, I/O).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Rename `tmp` to `path`; without `overwrite`, never replace a file that appeared meanwhile."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    appeared = f"{path} appeared while it was being written; it was left untouched."
+    try:
+        os.link(tmp, path)  # fails if `path` exists, atomically
+    except FileExistsError:
+        raise FileExistsError(appeared) from None
+    except OSError:  # no hard links on this file system
+        if path.exists():
+            raise FileExistsError(appeared) from None
+        os.replace(tmp, path)
+
+
 def save(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool = False,
-         description: str | None = None) -> Path:
+         description: str | None = None, intent_name: str | None = None) -> Path:
     """Write `volume` atomically with its exact affine (NIfTI, or NRRD/MHA via SimpleITK).
 
     NIfTI output sets qform and sform to the same affine (codes copied from the
-    source when it was NIfTI, else "scanner"), so every reader agrees.
+    source when it was NIfTI, else "scanner"), so every reader agrees. `intent_name` (NIfTI only,
+    15 characters at most) labels the data, e.g. "SYNTHETIC".
 
     Example:
         >>> save(vol.with_data(mask.astype(np.uint8)), "mask.nii.gz")  # doctest: +SKIP
@@ -259,7 +356,7 @@ def save(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool = Fals
         data = data.astype(np.uint8)
     with atomic_output(path, overwrite=overwrite) as tmp:
         if suffix in (".nii", ".nii.gz"):
-            nib.save(_to_nifti(volume, data, description), str(tmp))
+            nib.save(_to_nifti(volume, data, description, intent_name), str(tmp))
         else:
             import SimpleITK as sitk
 
@@ -268,7 +365,8 @@ def save(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool = Fals
     return path
 
 
-def _to_nifti(volume: Volume, data: np.ndarray, description: str | None) -> nib.Nifti1Image:
+def _to_nifti(volume: Volume, data: np.ndarray, description: str | None,
+              intent_name: str | None = None) -> nib.Nifti1Image:
     img = nib.Nifti1Image(data, volume.affine)
     code = int(volume.meta.get("sform_code") or volume.meta.get("qform_code") or 1)
     img.set_sform(volume.affine, code=code)
@@ -276,4 +374,6 @@ def _to_nifti(volume: Volume, data: np.ndarray, description: str | None) -> nib.
     img.header.set_xyzt_units("mm", "sec")
     text = description if description is not None else str(volume.meta.get("description", ""))
     img.header["descrip"] = text.encode("latin-1", "replace")[:79]
+    if intent_name:
+        img.header["intent_name"] = intent_name.encode("latin-1", "replace")[:15]
     return img

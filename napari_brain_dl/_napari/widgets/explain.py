@@ -219,7 +219,8 @@ class ExplainWidget(TaskPanel, Container):
             name=HEATMAP,
             colormap="inferno",
             blending="additive",
-            metadata={"provenance": result.provenance, "explain": True},
+            metadata={"provenance": result.provenance, "explain": True,
+                      "checks": [check.to_dict() for check in result.checks]},  # for reports
         )
         self.heatmap_layer = self._viewer.add_layer(Layer.create(data, kw, kind))
         self._restyle()
@@ -247,8 +248,9 @@ class ExplainWidget(TaskPanel, Container):
         layer.contrast_limits = (float(self.threshold.value) * top, top)  # below threshold: black = clear
 
     def _grid_model(self) -> Any:
-        canvas = getattr(self._viewer, "canvas", None)  # napari >= 0.9 moved grid to viewer.canvas
-        return canvas.grid if canvas is not None and hasattr(canvas, "grid") else self._viewer.grid
+        from ..display import grid
+
+        return grid(self._viewer)
 
     def _grid(self, *_: Any) -> None:
         self._grid_model().enabled = bool(self.side_by_side.value)

@@ -21,7 +21,7 @@ from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
-from ..layers import GEOMETRY, layer_contrast, layer_volume, volume_to_layer_data
+from ..layers import GEOMETRY, is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
 from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
@@ -38,7 +38,7 @@ class SegmentTumorWidget(TaskPanel, Container):
     Attributes tests may set: ``flair.value``, ``t1c.value``, ``t1.value``, ``t2.value``
     (layer names, "(none)" for the optional ones), ``model.value`` (after
     ``add_model(card path)`` for a model outside the registry), ``device.value``,
-    ``tta.value``, ``synchronous``; ``run()``, ``cancel()``; ``clicks`` (the click
+    ``tta.value``, ``allow_synthetic.value``, ``synchronous``; ``run()``, ``cancel()``; ``clicks`` (the click
     controller) and ``results`` (measurements, autosave, export).
     """
 
@@ -55,6 +55,8 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.model = ComboBox(label="Model", choices=self._model_choices)
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
         self.tta = CheckBox(text="Uncertainty (TTA, 4x slower)", value=False)
+        self.allow_synthetic = CheckBox(text="Allow synthetic contrasts (recorded in the result)",
+                                        value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(label="", value="Choose FLAIR and T1c, then Run.")
@@ -64,8 +66,8 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.results = TumorResults(viewer, self.flair_layer)
         self.results.label = "Result"
         buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
-        self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta, buttons,
-                     self.status, self.review, self.clicks, self.results])
+        self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta,
+                     self.allow_synthetic, buttons, self.status, self.review, self.clicks, self.results])
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.review.changed.connect(self.go_to_review)
@@ -143,12 +145,24 @@ class SegmentTumorWidget(TaskPanel, Container):
         return self._viewer.layers[name] if name and name in self._viewer.layers else None
 
     def _volumes(self) -> dict[str, Any]:
-        """Chosen layers as Volumes on their source grids (UI thread); ValueError with a sentence."""
+        """Chosen layers as Volumes on their source grids (UI thread); ValueError with a sentence.
+
+        A missing FLAIR or T1c is None here only when the user allowed synthetic contrasts
+        (it is synthesized in the worker); a synthetic layer needs the same consent.
+        """
+        allow = bool(self.allow_synthetic.value)
         chosen = {label: getattr(self, key).value for key, label in CONTRASTS}
-        for label in ("FLAIR", "T1c"):
-            if chosen[label] in (None, NONE) or chosen[label] not in self._viewer.layers:
-                raise ValueError(f"Choose the {label} image layer: tumour segmentation needs FLAIR and T1c.")
-        return {label: layer_volume(self._viewer.layers[name]) if name not in (None, NONE) else None
+        chosen = {label: name if name in self._viewer.layers else None for label, name in chosen.items()}
+        missing = [label for label in ("FLAIR", "T1c") if chosen[label] is None]
+        if len(missing) == 2 or (missing and not allow):
+            hint = " (or tick 'Allow synthetic contrasts' to synthesize it)" if len(missing) == 1 else ""
+            raise ValueError(f"Choose the {missing[0]} image layer: tumour segmentation needs FLAIR and "
+                             f"T1c{hint}.")
+        for label, name in chosen.items():
+            if name is not None and is_synthetic_layer(self._viewer.layers[name]) and not allow:
+                raise ValueError(f"The {label} layer {name!r} is synthetic, not acquired; tick "
+                                 "'Allow synthetic contrasts' to use it (the result will record it).")
+        return {label: layer_volume(self._viewer.layers[name]) if name is not None else None
                 for label, name in chosen.items()}
 
     # -- running ---------------------------------------------------------------------------------
@@ -165,17 +179,35 @@ class SegmentTumorWidget(TaskPanel, Container):
             from ...core.tasks.tumor import segment_tumor
 
             progress(0, 1, "Loading the model")
-            return segment_tumor(volumes["FLAIR"], volumes["T1c"], volumes["T1"], volumes["T2"], model=model,
-                                 device=device, tta=tta, progress=progress, cancel=cancel, notify=notify)
+            synthetic = []
+            for label in [name for name in ("FLAIR", "T1c") if volumes[name] is None]:
+                from ...core.tasks.synthesize import synthesize
+
+                progress(0, 1, f"Synthesizing the missing {label}")
+                made = synthesize({k: v for k, v in volumes.items() if v is not None}, label,
+                                  device=device, progress=progress, cancel=cancel)
+                volumes[label] = made.image
+                synthetic.append(made.image)
+            seg = segment_tumor(volumes["FLAIR"], volumes["T1c"], volumes["T1"], volumes["T2"], model=model,
+                                device=device, tta=tta, progress=progress, cancel=cancel, notify=notify)
+            return seg, synthetic
 
         self._source = self.flair_layer()
         self.start_task(work, "Segment tumour", "Segmenting the tumour...", self._add_result, self._error)
 
-    def _add_result(self, seg: Any) -> None:
+    def _add_result(self, result: tuple[Any, list[Any]]) -> None:
         from napari.layers import Layer
+
+        from .synthesize import synthetic_layer_kwargs
 
         if self.cancelled_result():
             return
+        seg, synthetic = result
+        for image in synthetic:  # shown, marked, and chosen, so clicks and exports have their grid
+            self._viewer.add_layer(Layer.create(*volume_to_layer_data(
+                image, "image", name=image.name, metadata={"synthetic": True}, **synthetic_layer_kwargs())))
+            box = self.flair if image.meta.get("synthesis", {}).get("target") == "FLAIR" else self.t1c
+            box.value = image.name
         prov = dict(seg.provenance)
         kwargs = tumor_layer_kwargs(_card_labels(self.model.value))
         data, kw, kind = volume_to_layer_data(seg.labels, "labels", name="tumor",
@@ -223,6 +255,8 @@ class SegmentTumorWidget(TaskPanel, Container):
     # -- clicks --------------------------------------------------------------------------------------
     def _click_exam(self) -> tuple[Any, Any, Any]:
         volumes = self._volumes()
+        if volumes["FLAIR"] is None or volumes["T1c"] is None:
+            raise ValueError("Click mode needs FLAIR and T1c layers; Run once to synthesize the missing one.")
         return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
 
     def _click_mask(self, layer: Any, provenance: dict[str, Any]) -> None:

@@ -79,10 +79,10 @@ class TaskPanel:
         total = max(int(total), 1)
         if pbar.total != total:
             pbar.total = total
+        self.status.value = text  # before the bar: its update may deliver the result and _finish
         pbar.n = min(int(done), total)
         pbar.set_description(text)
         pbar.update(0)
-        self.status.value = text
 
     def _finish(self, text: str) -> None:
         if self._pbar is not None:

@@ -72,7 +72,9 @@ class ModelCard:
         intended_use: Defaults to "Research only, not for diagnosis."
         metrics: Measured metrics on named cases.
         source: Where the weights come from (URL or citation).
-        trusted: The card's author asserts the model may run code (pickles, `$` configs).
+        trusted: The card's author asserts the model may run code (pickles, `$` configs);
+            honoured only for cards shipped with the package (the user's own trust marks
+            live in the user folder, see `registry.trust`).
         folder: Folder the card was read from (paths resolve inside it).
         weights_path: Resolved weights file, when known (set by the registry).
 
@@ -109,7 +111,21 @@ class ModelCard:
     # ------------------------------------------------------------------ parsing
     @classmethod
     def from_dict(cls, data: dict[str, Any], folder: str | Path | None = None) -> ModelCard:
-        """Build and validate a card from a parsed YAML/JSON mapping."""
+        """Build and validate a card from a parsed YAML/JSON mapping.
+
+        Raises:
+            CardError: A field is missing, unknown or of the wrong type (one sentence).
+        """
+        try:
+            return cls._parse(data, folder)
+        except CardError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CardError(f"The model card has a field of the wrong type or shape ({detail}).") from exc
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any], folder: str | Path | None) -> ModelCard:
         if not isinstance(data, dict):
             raise CardError("A model card must be a mapping of fields.")
         missing = [k for k in ("id", "name", "task", "inputs", "architecture") if k not in data]
@@ -189,7 +205,10 @@ class ModelCard:
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
             raise CardError(f"The model card {path} could not be read ({exc}).") from exc
-        card = cls.from_dict(data, folder=path.parent)
+        try:
+            card = cls.from_dict(data, folder=path.parent)
+        except CardError as exc:
+            raise CardError(f"The model card {path}: {exc}") from exc
         card.card_path = path.resolve()
         return card
 

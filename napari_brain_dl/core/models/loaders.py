@@ -265,10 +265,15 @@ def check_hash(card: ModelCard, path: Path) -> str:
 
 
 def is_trusted(card: ModelCard, digest: str | None) -> bool:
-    """Trusted by the card itself or by the user's stored decision."""
+    """Trusted by the user's stored decision, or by a card shipped with the package.
+
+    A card elsewhere saying ``trusted: true`` is a file vouching for itself: it is ignored.
+    """
+    from ..resources import resources_dir
     from .registry import trusted_hashes
 
-    return card.trusted or (digest is not None and digest in trusted_hashes())
+    shipped = card.folder is not None and card.folder.is_relative_to((resources_dir() / "models").resolve())
+    return (card.trusted and shipped) or (digest is not None and digest in trusted_hashes())
 
 
 def build_module(card: ModelCard) -> nn.Module:

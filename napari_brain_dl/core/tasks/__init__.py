@@ -11,16 +11,22 @@ from .measure import tumor_measurements
 from .parcellate import Parcellation, parcellate
 from .run_model import run_model
 from .skullstrip import skullstrip
+from .super_resolve import SuperResolution, super_resolve
+from .synthesize import Synthesis, synthesize
 from .tumor import TumorSegmentation, segment_tumor
 
 __all__ = [
     "ClickSegmenter",
     "Parcellation",
+    "SuperResolution",
+    "Synthesis",
     "TumorSegmentation",
     "click_segment",
     "parcellate",
     "run_model",
     "segment_tumor",
     "skullstrip",
+    "super_resolve",
+    "synthesize",
     "tumor_measurements",
 ]

@@ -110,6 +110,7 @@ def _assemble(card: Any, flair: Volume | None, t1c: Volume | None, inputs: dict[
     if missing:
         raise ValueError(f"Model {card.id!r} needs {', '.join(missing)}; it was not given.")
     ref = next(given[n.lower()] for n in card.inputs if n.lower() in given)
+    _check_images(card, {n: given[n.lower()] for n in card.inputs if n.lower() in given})
     notes = [f"{n} not given: an empty channel was used." for n in card.inputs if n.lower() not in given]
     vols = [
         given[n.lower()]
@@ -118,6 +119,18 @@ def _assemble(card: Any, flair: Volume | None, t1c: Volume | None, inputs: dict[
         for n in card.inputs
     ]
     return vols, notes
+
+
+def _check_images(card: Any, vols: dict[str, Volume]) -> None:
+    """Refuse empty (constant) images; the project's own brain classifiers also need a head-sized image."""
+    from .tumor import check_head_image
+
+    for name, vol in vols.items():
+        data = np.asarray(vol.data)
+        if not np.isfinite(data).any() or np.nanmax(data) == np.nanmin(data):
+            raise ValueError(f"The {name} image ({vol.name}) is empty: every voxel has the same value.")
+        if card.architecture.get("type") == "project":
+            check_head_image(vol, name)
 
 
 def _load(model: Any, device: str):

@@ -113,7 +113,8 @@ def segment_tumor(
         },
         "missing_inputs": [n for n in ("T1", "T2") if n not in present],
         "synthetic_inputs": [
-            n for n, v in zip(("FLAIR", "T1c", "T1", "T2"), vols, strict=True) if v.meta.get("synthetic")
+            n for n, v in zip(("FLAIR", "T1c", "T1", "T2"), vols, strict=True)
+            if n in present and v.meta.get("synthetic")  # missing channels copy FLAIR's meta
         ],
         "tta_flips": [list(a) for a in flips],
         "task": "tumor_segmentation",
