@@ -302,6 +302,7 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
                                         dir=folder)
         os.close(fd)
         tmp = Path(tmp_name)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is shared like any file
         yield tmp
         _move_into_place(tmp, path, overwrite)
     except OSError as exc:
@@ -314,6 +315,17 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
     finally:
         if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 #: Errors of the disk or folder while writing (full, quota, read-only, permissions, I/O).

@@ -173,3 +173,44 @@ def test_explain(make_napari_viewer: Any, corpus: dict[str, Case], said: list[st
         _record(corpus[flair].name, "Explain", said)
         assert len(said) == 1 and problem in said[0] and "\n" not in said[0], said
         assert len(viewer.layers) == 1 and widget.run_button.enabled
+
+
+def test_synthesize(make_napari_viewer: Any, corpus: dict[str, Case], said: list[str]) -> None:
+    from napari_brain_dl._napari.widgets.synthesize import SynthesizeWidget
+
+    viewer = make_napari_viewer()
+    widget = SynthesizeWidget(viewer)
+    widget.synchronous = True
+    for t1c, t2, problem in (("zeros.nii.gz", None, "empty"), ("chest_ct.nii.gz", None, "brain"),
+                             ("good_t1.nii.gz", "far_grid.nii.gz", "space")):
+        viewer.layers.clear()
+        _add(viewer, io.load(corpus[t1c].path), "t1c")
+        if t2:
+            _add(viewer, io.load(corpus[t2].path), "t2")
+        widget.t1c.value, widget.t2.value = "t1c", "t2" if t2 else "(none)"
+        widget.target.value, widget.method.value = "FLAIR", "histogram"
+        before = len(viewer.layers)
+        said.clear()
+        widget.run()
+        _record(corpus[t2 or t1c].name, "Synthesize", said)
+        assert len(said) == 1 and problem in said[0] and "\n" not in said[0], said
+        assert len(viewer.layers) == before and widget.run_button.enabled
+
+
+def test_super_resolve(make_napari_viewer: Any, corpus: dict[str, Case], said: list[str]) -> None:
+    from napari_brain_dl._napari.widgets.super_resolve import SuperResolveWidget
+
+    viewer = make_napari_viewer()
+    widget = SuperResolveWidget(viewer)
+    widget.synchronous = True
+    thick = io.load(corpus["zeros.nii.gz"].path)
+    thick.affine[:3, 2] *= 3  # thick slices, so the refusal is about the content
+    _add(viewer, thick, "zeros")
+    viewer.add_image(np.ones((16, 16), np.float32), name="photo2d")
+    assert widget.image.choices == ("zeros",)  # a 2D layer is not offered
+    before = len(viewer.layers)
+    widget.image.value = "zeros"
+    widget.run()
+    _record(corpus["zeros.nii.gz"].name, "Super-resolve", said)
+    assert len(said) == 1 and "empty" in said[0] and "\n" not in said[0], said
+    assert len(viewer.layers) == before and widget.run_button.enabled

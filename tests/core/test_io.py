@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -182,3 +183,14 @@ def test_nrrd_round_trip(tmp_path: Path) -> None:
     again = io.load(tmp_path / "scan.nrrd")
     assert np.array_equal(again.data, volume.data)
     np.testing.assert_allclose(again.affine, affine, atol=1e-5)
+
+
+def test_saved_files_follow_the_umask_not_mkstemp(tmp_path: Path) -> None:
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        out = io.save(Volume(np.zeros((3, 3, 3), np.float32), np.eye(4)), tmp_path / "shared.nii.gz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640  # group-readable, as any file the user makes

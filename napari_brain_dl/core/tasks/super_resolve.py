@@ -233,6 +233,10 @@ def _check_request(volume: Volume, spacing: float | None) -> float:
     """Validate the input and the requested spacing; return the output spacing (mm)."""
     if min(volume.shape) < 2:
         raise ValueError(f"{volume.name} is a 2D image {volume.shape}; super-resolution needs a 3D volume.")
+    data = np.asarray(volume.data)
+    if not np.isfinite(data).any() or np.nanmin(data) == np.nanmax(data):
+        raise ValueError(f"{volume.name} is empty: every voxel has the same value, so there is nothing "
+                         "to super-resolve.")
     sp = volume.spacing
     z = through_plane_axis(volume)
     in_plane = [s for a, s in enumerate(sp) if a != z]
