@@ -31,6 +31,7 @@ import copy
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     feats = tuple(int(f) for f in args.features.split(","))
-    command = "python scripts/train_tumor_seg.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python scripts/train_tumor_seg.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     hold = [h for h in args.holdout.split(",") if h]
     names = [n for n in bd.EXPERT if n not in bd.VALIDATION and n not in hold] + ["brats_gli_00001"]

@@ -22,8 +22,8 @@ from napari_brain_dl.core.models.loaders import sha256_file
 SHARED_DATA = Path(os.environ.get("NAPARI_BRAIN_DL_TEST_DATA",
                                   Path(__file__).resolve().parents[3] / "shared" / "data"))
 CASE = SHARED_DATA / "brats2015_flair_t1c" / "brats_2013_pat0006_1"
-# Measured when the weights were trained (through predict, as here): WT 0.891, TC 0.796, ET 0.822.
-FLOORS = {"WT": 0.86, "TC": 0.75, "ET": 0.78}
+# Measured when the weights were trained (through predict, as here): WT 0.895, TC 0.757, ET 0.841.
+FLOORS = {"WT": 0.86, "TC": 0.73, "ET": 0.80}
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
