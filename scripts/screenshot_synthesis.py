@@ -44,7 +44,7 @@ def main(data: Path, out: Path) -> None:
 
     def viewer_with(title: str, paths: list[Path]) -> napari.Viewer:
         viewer = napari.Viewer(title=f"napari-brain-dl: {title}")
-        viewer.window._qt_window.resize(1600, 1000)
+        viewer.window._qt_window.resize(1800, 1000)
         display.install(viewer)
         for path in paths:
             for data, kwargs, kind in read_paths(str(path)):
@@ -72,6 +72,7 @@ def main(data: Path, out: Path) -> None:
     layer = viewer.layers["FLAIR (synthetic)"]
     viewer.dims.set_point(0, float(layer.translate[0] + layer.scale[0] * centre[0]))
     viewer.layers["Flair_subtrMeanDivStd"].visible = True  # the real FLAIR, for comparison
+    viewer.layers["orientation letters"].visible = False  # no grid cell of its own
     viewer.layers.move(viewer.layers.index(layer), 0)  # grid order: synthetic, real FLAIR, T1c
     viewer.reset_view()
     settle(2)
@@ -90,6 +91,7 @@ def main(data: Path, out: Path) -> None:
     run(widget)
     viewer.layers["chris_PD (super-resolved)"].name = "self-supervised SR"
     viewer.layers["chris_PD"].visible = False
+    viewer.layers["orientation letters"].visible = False
     controls.view.value = "coronal"
     view = display.grid(viewer)
     view.shape, view.enabled = (1, -1), True
