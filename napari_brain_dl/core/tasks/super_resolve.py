@@ -233,10 +233,6 @@ def _check_request(volume: Volume, spacing: float | None) -> float:
     """Validate the input and the requested spacing; return the output spacing (mm)."""
     if min(volume.shape) < 2:
         raise ValueError(f"{volume.name} is a 2D image {volume.shape}; super-resolution needs a 3D volume.")
-    data = np.asarray(volume.data)
-    if not np.isfinite(data).any() or np.nanmin(data) == np.nanmax(data):
-        raise ValueError(f"{volume.name} is empty: every voxel has the same value, so there is nothing "
-                         "to super-resolve.")
     sp = volume.spacing
     z = through_plane_axis(volume)
     in_plane = [s for a, s in enumerate(sp) if a != z]
@@ -265,6 +261,10 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
                      settings: Any, report: ProgressCallback, cancel: CancelToken | None,
                      ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train the per-scan network on degraded in-plane slices, apply it through-plane, fuse."""
+    data = np.asarray(volume.data)
+    if not np.isfinite(data).any() or np.nanmin(data) == np.nanmax(data):  # nothing to learn from
+        raise ValueError(f"{volume.name} is empty: every voxel has the same value, so there is nothing "
+                         "to super-resolve.")
     from ..device import choose_device
     from ..models.srnet import SRSettings, apply_filter_bank, apply_srnet, fit_filter_bank, train_srnet
 
