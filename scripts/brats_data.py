@@ -12,6 +12,7 @@ Every case becomes channels [FLAIR, T1c, T1, T2] normalised with the card's own
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +175,14 @@ def intensity(rng: np.random.Generator, img: np.ndarray, drop_optional: float = 
         if rng.random() < 0.2:
             x[fg] += rng.normal(0, rng.uniform(0.02, 0.1), int(fg.sum()))
     return out
+
+
+def cpu_name() -> str:
+    """The CPU model (for model cards), e.g. "AMD EPYC"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

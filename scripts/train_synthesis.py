@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -216,16 +215,6 @@ def reference_quantiles(arrays: list[np.ndarray]) -> list[float]:
     return [round(float(q), 4) for q in brain_quantiles(vals, np.ones(vals.shape, bool))]
 
 
-def cpu_name() -> str:
-    """The CPU model (for the card)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 # ------------------------------------------------------------------ card
 def dump(card: dict[str, Any]) -> str:
@@ -384,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps": step, "batch": args.batch, "spacing": args.spacing, "patch": args.patch,
             "minutes": minutes,
             "torch": torch.__version__, "split": split, "quantiles": reference_quantiles(arrays),
-            "machine": f"{args.threads} thread(s) of a {os.cpu_count()}-core {cpu_name()} machine "
+            "machine": f"{args.threads} thread(s) of a {os.cpu_count()}-core {bd.cpu_name()} machine "
                        "(shared with another training job), no GPU",
             "sha256": sha256_file(wpath)}
     write_card(args.out, args.pair, info, None)

@@ -30,7 +30,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -172,16 +171,6 @@ def infer_array(net: torch.nn.Module, image: np.ndarray, roi: int | None = None)
     full[(slice(None), *box)] = prob
     return prepost.brats_regions(full, 0.5, 3)
 
-
-def cpu_name() -> str:
-    """The CPU model (for the card), e.g. "AMD EPYC"."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fmt(d: dict[str, float]) -> str:
@@ -431,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                       if args.init else ""),
         "init_text": ("Fine-tuned from an earlier run of the same script (see the header), then "
                       if args.init else ""),
-        "machine": f"{args.threads} thread(s) of a {os.cpu_count()}-core {cpu_name()} machine, no GPU",
+        "machine": f"{args.threads} thread(s) of a {os.cpu_count()}-core {bd.cpu_name()} machine, no GPU",
     }
     ema.eval()
     write_outputs(args.out, ema.state_dict(), info)

@@ -46,14 +46,15 @@ def sha256_file(path: str | os.PathLike[str]) -> str | None:
     if not path.exists():
         return None
     if not path.is_dir():
-        return _hash_one(path)
+        return file_sha256(path)
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(path)}:{_hash_one(file)}\n".encode())
+        digest.update(f"{file.relative_to(path)}:{file_sha256(file)}\n".encode())
     return digest.hexdigest()
 
 
-def _hash_one(file: Path) -> str:
+def file_sha256(file: Path) -> str:
+    """Hex sha256 of one file, cached by (path, size, modification time)."""
     stat = file.stat()
     key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHES:

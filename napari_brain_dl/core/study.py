@@ -178,6 +178,23 @@ def is_label_image(volume: Volume) -> bool:
     return np.unique(data[:: max(1, data.shape[0] // 32)]).size <= 64 and data.max() < 1024
 
 
+def onto_reference(vol: Volume, ref: Volume, name: str, ref_name: str, notes: list[str],
+                   hint: str = "register them first.") -> Volume:
+    """`vol` on `ref`'s grid: as is when the grids agree, resampled (linear, noted) when they overlap.
+
+    Raises:
+        ValueError: The two cover different space (< 50 % overlap); `hint` says what to do.
+    """
+    if vol.same_grid(ref, atol=1e-3):
+        return vol
+    overlap = fov_overlap(vol, ref)
+    if overlap < 0.5:
+        raise ValueError(f"{name} ({vol.name}) and {ref_name} ({ref.name}) cover different parts of space "
+                         f"({overlap:.0%} overlap): they do not look like one co-registered exam; {hint}")
+    notes.append(f"{name} was resampled onto {ref_name}'s grid (linear interpolation).")
+    return resample_to(vol, ref, labels=False)
+
+
 def resample_to(moving: Volume, reference: Volume, transform: object | None = None,
                 labels: bool | None = None) -> Volume:
     """Resample `moving` onto `reference`'s grid through world coordinates.

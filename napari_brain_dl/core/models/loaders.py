@@ -14,7 +14,6 @@ allowed, and process/shell/eval functions never are.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -70,7 +69,6 @@ _NEVER_ALLOWED = (
     "code.",
     "ctypes.",
 )
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass
@@ -107,16 +105,9 @@ def sha256_file(path: str | Path) -> str:
         >>> sha256_file("mindgrab/model.pth")[:12]  # doctest: +SKIP
         '31f1bda17b8d'
     """
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _HASH_CACHE[key] = digest.hexdigest()
-    return _HASH_CACHE[key]
+    from ..provenance import file_sha256
+
+    return file_sha256(Path(path))
 
 
 def detect_format(path: str | Path) -> str:

@@ -281,8 +281,8 @@ def _histogram(vol: Volume, quantiles: list[float]) -> tuple[np.ndarray, np.ndar
 
 
 def _on_first_grid(given: list[tuple[str, Volume]], notes: list[str]) -> dict[str, Volume]:
-    """Check every source and resample it onto the first one's grid (as tumour `prepare_exam` does)."""
-    from ..study import fov_overlap, resample_to
+    """Check every source and put it on the first one's grid (`study.onto_reference`)."""
+    from ..study import onto_reference
     from .tumor import check_head_image
 
     ref_name, ref = given[0]
@@ -293,15 +293,5 @@ def _on_first_grid(given: list[tuple[str, Volume]], notes: list[str]) -> dict[st
                 f"The {name} image ({vol.name}) is a 2D image {vol.shape}; synthesis needs a 3D volume."
             )
         check_head_image(vol, name)
-        if not vol.same_grid(ref, atol=1e-3):
-            overlap = fov_overlap(vol, ref)
-            if overlap < 0.5:
-                raise ValueError(
-                    f"{name} ({vol.name}) and {ref_name} ({ref.name}) cover different parts of space "
-                    f"({overlap:.0%} overlap): they do not look like one co-registered exam; "
-                    "register them first."
-                )
-            vol = resample_to(vol, ref, labels=False)
-            notes.append(f"{name} was resampled onto {ref_name}'s grid (linear interpolation).")
-        out[name] = vol
+        out[name] = onto_reference(vol, ref, name, ref_name, notes)
     return out

@@ -138,7 +138,7 @@ def prepare_exam(contrasts: dict[str, Volume | None], notes: list[str]) -> tuple
 
     Returns the volumes in model order (FLAIR, T1c, T1, T2) and the names actually given.
     """
-    from ..study import fov_overlap, resample_to
+    from ..study import onto_reference
 
     for name in ("FLAIR", "T1c"):
         if contrasts.get(name) is None:
@@ -157,17 +157,8 @@ def prepare_exam(contrasts: dict[str, Volume | None], notes: list[str]) -> tuple
                 "FLAIR does not look skull-stripped; the model was trained on skull-stripped scans: "
                 "strip the skull first (Skull strip) for a reliable result."
             )
-        if not vol.same_grid(ref, atol=1e-3):
-            overlap = fov_overlap(vol, ref)
-            if overlap < 0.5:
-                raise ValueError(
-                    f"{name} ({vol.name}) and FLAIR ({ref.name}) cover different parts of space "
-                    f"({overlap:.0%} overlap): they do not look like one co-registered exam; "
-                    "register them first (Load exam with 'register')."
-                )
-            vol = resample_to(vol, ref, labels=False)
-            notes.append(f"{name} was resampled onto FLAIR's grid (linear interpolation).")
-        out.append(vol)
+        out.append(onto_reference(vol, ref, name, "FLAIR", notes,
+                                  hint="register them first (Load exam with 'register')."))
     return out, present
 
 
