@@ -7,6 +7,7 @@ re-run finished but an output differs from the recorded one.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,5 +107,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 build_pdf(exam, tmp)
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    for warning in exam.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     print(f"wrote {args.output}" + (f" and {args.pdf}" if args.pdf else ""))
     return 0

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence
+from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence, flush_warnings, load_scan
 
 
 def register(subparsers: Any) -> None:
@@ -48,7 +48,7 @@ def cmd_super_resolve(args: argparse.Namespace) -> int:
         if args.json and Path(args.json).exists() and not args.overwrite:
             raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it.")
         choose_device(args.device)
-        volume = io.load(args.input)
+        volume = load_scan(args.input)
         try:
             result = super_resolve(
                 volume,
@@ -59,6 +59,7 @@ def cmd_super_resolve(args: argparse.Namespace) -> int:
                 progress=stderr_progress,
             )
         except NothingToDo as exc:
+            flush_warnings()
             print(_sentence(exc))
             return 0
         io.save(result.image, args.output, overwrite=args.overwrite,
@@ -80,6 +81,7 @@ def cmd_super_resolve(args: argparse.Namespace) -> int:
                            result.provenance)
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     for note in result.notes:
         print(f"note: {note}")
     shape = "x".join(map(str, result.image.shape))

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _fail, _sentence
+from .cli_models import _bad_input_errors, _fail, _sentence, flush_warnings, load_scan
 
 FLAGS = (("t1", "T1"), ("t1c", "T1c"), ("t2", "T2"), ("flair", "FLAIR"))
 
@@ -73,7 +73,6 @@ def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> No
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     """``napari-brain-dl synthesize [--t1 F] [--t1c F] [--t2 F] [--flair F] --target T -o OUT``."""
-    from .core import io
     from .core.device import choose_device
     from .core.progress import stderr_progress
     from .core.provenance import record_cli_outputs, sidecar_path
@@ -99,7 +98,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
                 f"{args.target} is already given (--{args.target.lower()}): there is nothing to synthesise."
             )
         choose_device(args.device)
-        sources = {names[d]: io.load(getattr(args, d)) for d in order}
+        sources = {names[d]: load_scan(getattr(args, d)) for d in order}
         result = synthesize(sources, args.target, method=args.model, device=args.device,
                             progress=stderr_progress)
         for note in result.notes:
@@ -122,5 +121,6 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
                            {"synthetic": True, "description": report["description"]})
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
+    flush_warnings()
     print(f"{out}: {report['description']} (synthetic, not an acquired scan)")
     return 0

@@ -51,6 +51,7 @@ class ExamReport:
     include_identifiers: bool = False
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     title: str = "Brain MRI exam report"
+    warnings: list[str] = field(default_factory=list)  # "file: warning" of the scans read
 
     def measurements(self) -> dict[str, Any] | None:
         """Tumour volumes and RANO diameters of `labels` (None without labels)."""
@@ -119,8 +120,10 @@ def exam_from_files(
     vols: dict[str, Volume] = {}
     marked = set(synthetic or [])
     inputs = {}
+    warnings: list[str] = []
     for name, path in scans:
         vol = io.load(path)
+        warnings += [f"{Path(path).name}: {w}" for w in vol.warnings]
         record = _sidecar(path)
         if is_synthetic(vol) or record.get("synthetic") or record.get("result", {}).get("synthetic"):
             marked.add(name)
@@ -128,7 +131,7 @@ def exam_from_files(
         inputs[name] = file_entry(path)
     ref = next(iter(vols.values()))
     exam = ExamReport(vols, synthetic=marked & set(vols), date=date, patient_id=patient_id,
-                      include_identifiers=include_identifiers, inputs=inputs)
+                      include_identifiers=include_identifiers, inputs=inputs, warnings=warnings)
     if labels:
         exam.labels = _on_grid(io.load(labels), ref, labels=True)
         exam.provenances.append(_record_or_meta(_sidecar(labels), exam.labels))

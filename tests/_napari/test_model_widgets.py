@@ -124,6 +124,20 @@ def test_manager_trust_toggle_persists(make_napari_viewer: Any, data_dir: Path) 
     assert digest not in trusted_hashes()
 
 
+def test_manager_does_not_show_a_self_trusting_card_as_trusted(make_napari_viewer: Any,
+                                                               tmp_path: Path) -> None:
+    """A card outside the package saying ``trusted: true`` vouches for itself: listed as untrusted."""
+    torch.save({"weight": torch.zeros(2, 1, 1, 1, 1)}, tmp_path / "w.pth")
+    card = {**_card("selfish", "w.pth"), "trusted": True}
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(card))
+    widget = ModelManagerWidget(make_napari_viewer())
+    widget.folder.value = tmp_path
+    ids = [c.id for c in widget.cards()]
+    assert widget.table.data.to_list()[ids.index("selfish")][3] == "no"
+    widget.model.value = "selfish"
+    assert widget.trust_button.text == "Trust..." and widget.trust_button.enabled
+
+
 # -- run model -------------------------------------------------------------------------
 def test_run_model_adds_labels_with_provenance(scan_layer: tuple[Any, Any], tiny_models: Path,
                                                qtbot: Any) -> None:

@@ -16,7 +16,7 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, Table, TextEdit
 from napari.utils.notifications import show_error, show_info
 
-from ...core.models import CardError, ModelCard, default_registry, sha256_file, trust, trusted_hashes
+from ...core.models import CardError, ModelCard, default_registry, loaders, sha256_file, trust
 
 COLUMNS = ("task", "inputs", "weights", "trusted")  # rows are headed by the model id
 TRUST_SENTENCE = ("Trusting {name} lets its files import and run Python code on this computer when the "
@@ -30,10 +30,9 @@ def weights_digest(card: ModelCard) -> str | None:
     return card.sha256
 
 
-def is_trusted(card: ModelCard, marks: set[str] | None = None) -> bool:
-    """Trusted by the card itself or by the user's stored decision."""
-    digest = weights_digest(card)
-    return card.trusted or (digest is not None and digest in (trusted_hashes() if marks is None else marks))
+def is_trusted(card: ModelCard) -> bool:
+    """Trusted as loading sees it: a shipped card, or the user's stored decision (never a card's own claim)."""
+    return loaders.is_trusted(card, weights_digest(card))
 
 
 def card_text(card: ModelCard) -> str:
@@ -159,9 +158,8 @@ class ModelManagerWidget(Container):
             show_error(f"Could not read the model list: {exc}")
             cards = []
         self._cards = {c.id: c for c in cards}
-        marks = trusted_hashes()
         rows = [[c.task, ", ".join(c.inputs), "present" if c.available else "missing",
-                 "yes" if is_trusted(c, marks) else "no"] for c in cards]
+                 "yes" if is_trusted(c) else "no"] for c in cards]
         # "index" is needed, or magicgui reads the mapping as columns named data/columns
         self.table.value = {"data": rows, "index": [c.id for c in cards], "columns": list(COLUMNS)}
         self.table.native.resizeColumnsToContents()
@@ -187,7 +185,8 @@ class ModelManagerWidget(Container):
         self.details.value = card_text(card) if card else "No model selected."
         trusted = card is not None and is_trusted(card)
         self.trust_button.text = "Untrust" if trusted else "Trust..."
-        self.trust_button.enabled = card is not None and not card.trusted and weights_digest(card) is not None
+        self.trust_button.enabled = (card is not None and not loaders.trusted_by_package(card)
+                                     and weights_digest(card) is not None)
 
     # -- adding -----------------------------------------------------------------------
     def _add_from(self, value: Any) -> None:

@@ -255,16 +255,22 @@ def check_hash(card: ModelCard, path: Path) -> str:
     return digest
 
 
-def is_trusted(card: ModelCard, digest: str | None) -> bool:
-    """Trusted by the user's stored decision, or by a card shipped with the package.
+def trusted_by_package(card: ModelCard) -> bool:
+    """The card says ``trusted: true`` and ships with the package (its author is this project).
 
     A card elsewhere saying ``trusted: true`` is a file vouching for itself: it is ignored.
     """
     from ..resources import resources_dir
-    from .registry import trusted_hashes
 
     shipped = card.folder is not None and card.folder.is_relative_to((resources_dir() / "models").resolve())
-    return (card.trusted and shipped) or (digest is not None and digest in trusted_hashes())
+    return card.trusted and shipped
+
+
+def is_trusted(card: ModelCard, digest: str | None) -> bool:
+    """Trusted by the user's stored decision (weights `digest`), or by a card shipped with the package."""
+    from .registry import trusted_hashes
+
+    return trusted_by_package(card) or (digest is not None and digest in trusted_hashes())
 
 
 def build_module(card: ModelCard) -> nn.Module:
