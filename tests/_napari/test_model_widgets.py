@@ -228,3 +228,15 @@ def test_inputs_follow_card_order(scan_layer: tuple[Any, Any], tiny_models: Path
     widget.run()
     np.testing.assert_array_equal(_labels(viewer)[0].data, (t1c.data > 50).astype(np.uint8))
     assert flair.name == "flair"
+
+
+def test_cards_sharing_a_name_are_both_listed(scan_layer: tuple[Any, Any], tiny_models: Path) -> None:
+    twin = {**_card("tiny-twin", "tiny.ts"), "name": "Tiny tiny"}  # the same display name as 'tiny'
+    (tiny_models / "twin.yaml").write_text(yaml.safe_dump(twin))
+    default_registry().add_folder(tiny_models)
+    widget = RunModelWidget(scan_layer[0])
+    box = widget.model.native  # what the user sees in the list
+    shown = [box.itemText(i) for i in range(box.count())]
+    assert {"Tiny tiny [tiny]", "Tiny tiny [tiny-twin]", "Tiny boom"} <= set(shown)
+    widget.model.value = "tiny-twin"
+    assert widget.card().id == "tiny-twin"

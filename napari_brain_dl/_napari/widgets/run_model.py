@@ -10,6 +10,8 @@ and colours from the card) or image layer on the input layer's grid, carrying
 
 from __future__ import annotations
 
+from collections import Counter
+
 from typing import Any
 
 import napari.viewer
@@ -72,7 +74,10 @@ class RunModelWidget(TaskPanel, Container):
         self._build_inputs()
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
-        return [(c.name + ("" if c.available else " (weights missing)"), c.id) for c in self._cards.values()]
+        """(label, card id) per card; a name shared by several cards gets the id, or one hides the other."""
+        names = Counter(c.name for c in self._cards.values())
+        return [(c.name + (f" [{c.id}]" if names[c.name] > 1 else "")
+                 + ("" if c.available else " (weights missing)"), c.id) for c in self._cards.values()]
 
     def card(self) -> ModelCard | None:
         """Card of the chosen model."""
