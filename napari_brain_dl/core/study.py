@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import io
 from .progress import CancelToken, ProgressCallback, check, no_progress
-from .volume import Volume
+from .volume import Volume, reorient
 
 CONTRASTS = ("t1", "t1c", "t2", "flair", "pd", "mra", "dwi", "other")
 
@@ -180,13 +180,18 @@ def is_label_image(volume: Volume) -> bool:
 
 def onto_reference(vol: Volume, ref: Volume, name: str, ref_name: str, notes: list[str],
                    hint: str = "register them first.") -> Volume:
-    """`vol` on `ref`'s grid: as is when the grids agree, resampled (linear, noted) when they overlap.
+    """`vol` on `ref`'s grid: as is when the grids agree, its voxels reordered exactly when the grids
+    differ only by axis order or direction (e.g. LPS vs RAS of the same scan), else resampled
+    (linear, noted) when they overlap.
 
     Raises:
         ValueError: The two cover different space (< 50 % overlap); `hint` says what to do.
     """
     if vol.same_grid(ref, atol=1e-3):
         return vol
+    reordered, _ = reorient(vol, tuple(ref.axcodes))
+    if reordered.same_grid(ref, atol=1e-3):
+        return replace(reordered, data=np.ascontiguousarray(reordered.data), affine=ref.affine.copy())
     overlap = fov_overlap(vol, ref)
     if overlap < 0.5:
         raise ValueError(f"{name} ({vol.name}) and {ref_name} ({ref.name}) cover different parts of space "

@@ -14,6 +14,7 @@ from napari_brain_dl.core.study import (
     guess_contrast,
     load_study,
     needs_registration,
+    onto_reference,
     resample_to,
     unique_names,
 )
@@ -42,6 +43,27 @@ def test_brats_exam_is_already_aligned(data_dir: Path) -> None:
     assert study.alignment == {"t1c": "reference", "t1": "same grid", "flair": "same grid", "t2": "same grid"}
     # No interpolation when grids agree: the data is the file's data.
     assert study.volumes["flair"].data is study.natives["flair"].data
+
+
+def test_a_flipped_copy_is_reordered_exactly_not_resampled(data_dir: Path, tmp_path: Path) -> None:
+    """The same FLAIR saved RAS (nibabel canonical) comes back onto the LPS T1c grid voxel for voxel."""
+    import nibabel as nib
+
+    folder = data_dir / "brats_gli_00001"
+    ref = io.load(folder / "t1c.nii.gz")
+    ras = nib.as_closest_canonical(nib.load(folder / "t2f.nii.gz"))
+    nib.save(ras, tmp_path / "flair_ras.nii.gz")
+    flipped = io.load(tmp_path / "flair_ras.nii.gz")
+    assert flipped.axcodes == "RAS" and ref.axcodes == "LPS"
+    notes: list[str] = []
+    back = onto_reference(flipped, ref, "FLAIR", "T1c", notes)
+    assert notes == [] and back.same_grid(ref, atol=0) and back.data.dtype == flipped.data.dtype
+    np.testing.assert_array_equal(back.data, io.load(folder / "t2f.nii.gz").data)
+    shifted = flipped.with_data(flipped.data)
+    shifted.affine = flipped.affine.copy()
+    shifted.affine[0, 3] += 0.5  # half a voxel off: no exact reordering exists, so it is resampled
+    assert onto_reference(shifted, ref, "FLAIR", "T1c", notes).same_grid(ref, atol=0)
+    assert notes == ["FLAIR was resampled onto T1c's grid (linear interpolation)."]
 
 
 def test_different_grids_are_resampled_onto_reference(data_dir: Path) -> None:
