@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label
 
 from ...core.progress import CancelToken
 from ...core.tasks.classify import DEFAULT_MODEL, METHODS
@@ -52,16 +52,12 @@ class ExplainWidget(TaskPanel, Container):
         self.target = ComboBox(label="Class", choices=self._class_choices)
         self.layer = ComboBox(label="Layer (Grad-CAM)", choices=self._layer_choices)
         self.checks = CheckBox(text="Reliability checks", value=True)
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(label="", value="Choose FLAIR and a model, then Run.")
         self.opacity = FloatSlider(label="Opacity", min=0.0, max=1.0, step=0.05, value=0.6)
         self.threshold = FloatSlider(label="Threshold", min=0.0, max=0.95, step=0.05, value=0.2)
         self.side_by_side = CheckBox(text="Side by side (grid view)", value=False)
         self.check_labels = [
             Label(label=name, value="-") for name in ("randomisation", "deletion_insertion", "localisation")
         ]
-        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         self.extend(
             [
                 self.flair,
@@ -72,8 +68,7 @@ class ExplainWidget(TaskPanel, Container):
                 self.target,
                 self.layer,
                 self.checks,
-                buttons,
-                self.status,
+                *self.task_controls("Choose FLAIR and a model, then Run."),
                 self.opacity,
                 self.threshold,
                 self.side_by_side,
@@ -81,8 +76,6 @@ class ExplainWidget(TaskPanel, Container):
             ]
         )
         self.figure, self.canvas = self._make_plot()
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         self.model.changed.connect(self._model_changed)
         self.opacity.changed.connect(self._restyle)
         self.threshold.changed.connect(self._restyle)

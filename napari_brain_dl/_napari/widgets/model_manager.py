@@ -31,7 +31,7 @@ def weights_digest(card: ModelCard) -> str | None:
 
 
 def is_trusted(card: ModelCard) -> bool:
-    """Trusted as loading sees it: a shipped card, or the user's stored decision (never a card's own claim)."""
+    """Trusted as loading sees it: a shipped card or the user's decision, never a card's own claim."""
     return loaders.is_trusted(card, weights_digest(card))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import napari.viewer
-from magicgui.widgets import CheckBox, Container, FileEdit, Label, LineEdit, PushButton
+from magicgui.widgets import CheckBox, Container, FileEdit, Label, LineEdit
 
 from ...core.progress import CancelToken, check
 from ..layers import is_synthetic_layer, layer_contrast, layer_volume
@@ -42,14 +42,8 @@ class ReportWidget(TaskPanel, Container):
         self.patient_id = LineEdit(label="Patient id", value="")
         self.date = LineEdit(label="Exam date", value="")
         self.contents = Label(label="Contents", value="")
-        self.run_button = PushButton(text="Report")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(label="", value="Choose where to save the report, then Report.")
-        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         self.extend([self.output, self.pdf, self.identifiers, self.patient_id, self.date, self.contents,
-                     buttons, self.status])
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
+                     *self.task_controls("Choose where to save the report, then Report.", run_text="Report")])
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()

@@ -11,11 +11,10 @@ and colours from the card) or image layer on the input layer's grid, carrying
 from __future__ import annotations
 
 from collections import Counter
-
 from typing import Any
 
 import napari.viewer
-from magicgui.widgets import ComboBox, Container, Label, PushButton
+from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_error, show_warning
 
 from ...core.models import ModelCard, default_registry
@@ -45,15 +44,10 @@ class RunModelWidget(TaskPanel, Container):
         self.inputs_box = Container(labels=True, label="Inputs")
         self.inputs: list[ComboBox] = []
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(label="", value="")
-        self.extend([self.model, self.refresh_button, self.inputs_box, self.device, self.run_button,
-                     self.cancel_button, self.status])
+        self.extend([self.model, self.refresh_button, self.inputs_box, self.device,
+                     *self.task_controls("Choose a model and its inputs, then Run.")])
         self.model.changed.connect(self._build_inputs)
         self.refresh_button.changed.connect(self.refresh)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         viewer.layers.events.inserted.connect(self._update_layer_choices)
         viewer.layers.events.removed.connect(self._update_layer_choices)
         self.refresh()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
@@ -57,19 +57,14 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.tta = CheckBox(text="Uncertainty (TTA, 4x slower)", value=False)
         self.allow_synthetic = CheckBox(text="Allow synthetic contrasts (recorded in the result)",
                                         value=False)
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(label="", value="Choose FLAIR and T1c, then Run.")
         self.review = ComboBox(label="Review slice", choices=self._review_choices, visible=False)
         self.clicks = ClickController(viewer, self._click_exam, on_mask=self._click_mask)
         self.clicks.label = "Clicks"
         self.results = TumorResults(viewer, self.flair_layer)
         self.results.label = "Result"
-        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta,
-                     self.allow_synthetic, buttons, self.status, self.review, self.clicks, self.results])
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
+                     self.allow_synthetic, *self.task_controls("Choose FLAIR and T1c, then Run."),
+                     self.review, self.clicks, self.results])
         self.review.changed.connect(self.go_to_review)
         self.flair.changed.connect(self._flair_changed)
         viewer.layers.events.inserted.connect(self._layers_changed)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import napari.viewer
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FloatSpinBox
 from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
@@ -43,14 +43,9 @@ class SuperResolveWidget(TaskPanel, Container):
         self.spacing = FloatSpinBox(label="Spacing (mm)", value=0.0, min=0.0, max=10.0, step=0.1,
                                     tooltip="Isotropic voxel size of the result; 0 = the in-plane spacing.")
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(label="", value="Choose a thick-slice scan, then Run.")
-        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
-        self.extend([self.image, self.method, self.spacing, self.device, buttons, self.status])
+        self.extend([self.image, self.method, self.spacing, self.device,
+                     *self.task_controls("Choose a thick-slice scan, then Run.")])
         self.image.changed.connect(self._describe)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()

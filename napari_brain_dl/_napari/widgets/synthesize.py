@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
@@ -59,16 +59,11 @@ class SynthesizeWidget(TaskPanel, Container):
         self.method = ComboBox(label="Method", choices=self._method_choices)
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
         self.side_by_side = CheckBox(text="Side by side with the real contrasts (grid view)", value=True)
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(label="", value="Choose the acquired contrasts and the one to synthesize.")
-        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         self.extend([self.t1, self.t1c, self.t2, self.flair, self.target, self.method, self.device,
-                     self.side_by_side, buttons, self.status])
+                     self.side_by_side, *self.task_controls("Choose the acquired contrasts and the one to "
+                                                            "synthesize.")])
         for box in (self.t1, self.t1c, self.t2, self.flair, self.target):
             box.changed.connect(self._update_methods)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()

@@ -15,6 +15,7 @@ from . import Work, is_cancelled, run_task
 class TaskPanel:
     """Mixin for a dock widget with ``run_button``, ``cancel_button``, ``status`` and ``synchronous``.
 
+    `task_controls` creates those three (wired to the widget's ``run`` and `cancel`);
     `start_task` runs the work off the UI thread with a napari progress bar; `cancel`
     asks it to stop; `_finish` puts the buttons back. A result that arrives after
     Cancel is dropped by `cancelled_result`.
@@ -24,9 +25,25 @@ class TaskPanel:
     cancel_button: Any
     status: Any
     synchronous: bool
+    run: Callable[..., Any]
     _cancel: CancelToken | None = None
     _pbar: Any = None
     worker: Any = None
+
+    def task_controls(self, hint: str, run_text: str = "Run") -> list[Any]:
+        """Create ``run_button``, ``cancel_button`` and ``status``, wire them to `run` / `cancel`.
+
+        Returns the widgets to place: the Run / Cancel row and the status line showing `hint`.
+        """
+        from magicgui.widgets import Container, Label, PushButton
+
+        self.run_button = PushButton(text=run_text)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(label="", value=hint)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        row = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
+        return [row, self.status]
 
     def start_task(self, work: Work, title: str, status: str, on_done: Callable[[Any], None],
                    on_error: Callable[[BaseException], None]) -> None:
