@@ -177,21 +177,29 @@ def test_card_model_runs_on_the_bspline_grid(tmp_path: Path) -> None:
 
 
 def test_thick_slice_protocol_beats_bspline_on_a_real_scan(data_dir: Path) -> None:
-    """BraTS t1n, a 96x96x96 block around the brain centre: 4x thick axial slices, SR vs B-spline.
-
-    Same algorithm and settings as the default.
-    """
+    """The issue's protocol on the whole BraTS t1n (1 mm): SR >= 1.4 dB over B-spline (bench: 1.51)."""
     t1 = io.load(data_dir / "brats_gli_00001" / "t1n.nii.gz")
-    box = (slice(72, 168), slice(72, 168), slice(30, 126))
-    affine = t1.affine.copy()
-    affine[:3, 3] = (t1.affine @ np.array([72, 72, 30, 1]))[:3]
-    block = Volume(np.asarray(t1.data, np.float32)[box], affine, name="t1n")
-    thick = simulate_thick_slices(block, 4)
-    settings = SRSettings()
-    sr = super_resolve(thick, spacing=1.0, settings=settings, device="cpu")
-    bs = super_resolve(thick, spacing=1.0, method="bspline")
-    assert sr.image.same_grid(block)
-    mask = block.data > 0.1 * np.percentile(block.data, 99)
-    gain = image_scores(sr.image.data, block.data, mask, match=False).psnr - image_scores(
-        bs.image.data, block.data, mask, match=False).psnr
-    assert gain >= 1.5, f"PSNR gain over B-spline {gain:.2f} dB"
+    thick = simulate_thick_slices(t1, 4)  # 155 slices: the last 3 fill no group and are dropped
+    real = Volume(np.asarray(t1.data, np.float32)[:, :, : thick.shape[2] * 4], t1.affine, name="t1n")
+    sr = super_resolve(thick, spacing=1.0, device="cpu").image
+    bs = super_resolve(thick, spacing=1.0, method="bspline").image
+    assert sr.same_grid(real) and bs.same_grid(real)
+    mask = real.data > 0.1 * np.percentile(real.data, 99)
+    gain = image_scores(sr.data, real.data, mask, match=False).psnr - image_scores(
+        bs.data, real.data, mask, match=False).psnr
+    assert gain >= 1.4, f"PSNR gain over B-spline {gain:.2f} dB"
+
+
+def test_no_spikes_where_the_outer_slices_cut_through_the_head(data_dir: Path) -> None:
+    """spm152's lowest 64 slices: the scan's edge cuts through the head (SR once overshot 1.6x there)."""
+    spm = io.load(data_dir / "niivue_templates" / "spm152.nii.gz")
+    crop = Volume(np.asarray(spm.data, np.float32)[:, :, :64], spm.affine, name="spm152")
+    thick = simulate_thick_slices(crop, 4)
+    sr = super_resolve(thick, spacing=crop.spacing[2], device="cpu").image
+    bs = super_resolve(thick, spacing=crop.spacing[2], method="bspline").image
+    assert sr.same_grid(crop)
+    assert sr.data.min() >= 0 and sr.data.max() <= 1.1 * crop.data.max()
+    mask = crop.data > 0.1 * np.percentile(crop.data, 99)
+    mask[:, :, 4:-4] = False  # the first and last thick slices
+    errors = [float(np.mean((image.data - crop.data)[mask] ** 2)) for image in (sr, bs)]
+    assert errors[0] < errors[1], f"outer slices: SR {errors[0]:.1f} vs B-spline {errors[1]:.1f} (MSE)"

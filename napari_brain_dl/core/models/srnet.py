@@ -13,6 +13,7 @@ profile, and applied to the slices that contain the through-plane axis.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,24 +30,25 @@ class SRSettings:
 
     Fixed for every scan (no per-scan tuning). Filters span `filter_rows` x `filter_cols` pixels
     (rows along the blurred axis), fitted on up to `samples` foreground pixels per direction;
-    `filter_stages` banks run in cascade, each fitted on the previous one's output (2 stages:
-    +1.22 dB over B-spline on the whole BraTS t1n instead of +0.86 dB; a 3rd added 0.05 dB).
+    `filter_stages` banks run in cascade, each fitted on the previous one's output. The
+    defaults were chosen on a development scan only (brainchop t1_crop, 4x thick slices along
+    two axes; bench/README.md): from 2 stages of 17x3 filters, 4 angles and 400k samples
+    (+0.95 / +1.51 dB over B-spline) to these (+1.21 / +1.85 dB).
 
     `steps` is the CNN's training budget (batches of `batch` patches of `patch` pixels). Its
-    default is 0 (filters only): on a 2-core CPU, 120 steps (~2.5 min under load) lowered PSNR
-    by 0.1 dB on the BraTS t1n test block (+1.37 dB over B-spline vs +1.46 dB for the filters
-    alone); raise it where a GPU makes thousands of steps affordable.
-    of 2.4 GHz, so chris_PD (191x256x54) finishes in well under 5 minutes including inference.
+    default is 0 (filters only): on a 2-core CPU, 600 steps of a 6-layer, 24-channel net after
+    the filters changed PSNR by less than 0.01 dB on the development scan at twice the time;
+    raise it where a GPU makes thousands of steps affordable.
     """
 
-    filter_stages: int = 2
+    filter_stages: int = 4
     filter_rows: int = 17
-    filter_cols: int = 3
+    filter_cols: int = 7
     phases: int = 8
-    angles: int = 4
+    angles: int = 8
     strengths: int = 2
     ridge: float = 1e-5
-    samples: int = 400_000
+    samples: int = 1_200_000
     layers: int = 8
     channels: int = 32
     steps: int = 0
@@ -156,9 +158,9 @@ def train_srnet(
                 y = hi[s, r:r + patch[0], c:c + patch[1]]
                 p = ph[r:r + patch[0]]
                 flips = [d for d, f in zip((0, 1), rng.random(2) < 0.5, strict=True) if f]
-                if flips:  # the phase rows move with the image rows
+                if flips:  # the phase rows move with the image rows; mirrored, a phase φ becomes -φ
                     x, y = x.flip(flips), y.flip(flips)
-                    p = p.flip(0) if 0 in flips else p
+                    p = torch.remainder(-p.flip(0), 1.0) if 0 in flips else p
                 xs.append(x)
                 ys.append(y)
                 ps.append(p)
@@ -248,7 +250,7 @@ def fit_filter_bank(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], 
     Example:
         >>> x = np.random.default_rng(0).random((2, 24, 24)).astype(np.float32)
         >>> fit_filter_bank([(x, x, np.zeros(24))], settings=SRSettings()).weights.shape
-        (64, 52)
+        (128, 120)
     """
     cfg = settings
     rng = np.random.default_rng(seed)
@@ -264,17 +266,19 @@ def fit_filter_bank(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], 
         buckets = np.broadcast_to(buckets, lo.shape)
         fg = np.flatnonzero(hi > 0.05 * max(float(np.percentile(hi, 99)), 1e-6))
         pick = rng.choice(fg, min(cfg.samples, fg.size), replace=False) if fg.size else fg
-        s, h, w = np.unravel_index(np.sort(pick), lo.shape)
-        win = _padded(lo, cfg)[s[:, None, None], h[:, None, None] + dh, w[:, None, None] + dw]
-        feats = np.concatenate([win.reshape(len(s), -1), np.ones((len(s), 1), np.float32)], 1)
-        feats = feats.astype(np.float64)
-        target = (hi[s, h, w] - lo[s, h, w]).astype(np.float64)
-        ids = buckets[s, h, w]
-        for k in np.unique(ids):
-            check(cancel)
-            f = feats[ids == k]
-            gram[k] += f.T @ f
-            rhs[k] += f.T @ target[ids == k]
+        padded = _padded(lo, cfg)
+        for chunk in np.array_split(np.sort(pick), max(1, math.ceil(pick.size / 200_000))):
+            s, h, w = np.unravel_index(chunk, lo.shape)  # chunks bound the memory of the windows
+            win = padded[s[:, None, None], h[:, None, None] + dh, w[:, None, None] + dw]
+            feats = np.concatenate([win.reshape(len(s), -1), np.ones((len(s), 1), np.float32)], 1)
+            feats = feats.astype(np.float64)
+            target = (hi[s, h, w] - lo[s, h, w]).astype(np.float64)
+            ids = buckets[s, h, w]
+            for k in np.unique(ids):
+                check(cancel)
+                f = feats[ids == k]
+                gram[k] += f.T @ f
+                rhs[k] += f.T @ target[ids == k]
     ridge = cfg.ridge * max(np.trace(gram.sum(0)) / nf / count, 1e-12)
     weights = np.stack([np.linalg.solve(gram[k] + ridge * np.eye(nf), rhs[k]) for k in range(count)])
     return FilterBank(weights.astype(np.float32), np.asarray(edges), cfg)

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: Thick slices mirrored beyond each end before B-spline upsampling (its support is 2 samples).
+EDGE_SLICES = 3
+
 
 def slice_thickness(meta: dict, spacing: float) -> float:
     """Slice thickness (mm) from DICOM metadata ("slice_thickness"), else the slice spacing.
@@ -107,9 +110,24 @@ def degrade_axis(data: np.ndarray, axis: int, *, thickness: float, spacing: floa
     """
     length = data.shape[axis]
     count = max(2, int(np.floor((length - 1 - start) / spacing)) + 1)
-    thick = box_sample(data, axis, thickness, start, spacing, count)
+    thick = mirror_slices(box_sample(data, axis, thickness, start, spacing, count), axis, EDGE_SLICES)
     origin = [0.0, 0.0, 0.0]
     step = [1.0, 1.0, 1.0]
-    origin[axis] = -start / spacing
+    origin[axis] = -start / spacing + EDGE_SLICES
     step[axis] = 1.0 / spacing
     return bspline_resample_index(thick, origin, step, data.shape)
+
+
+
+def mirror_slices(data: np.ndarray, axis: int, count: int) -> np.ndarray:
+    """`data` with `count` slices mirrored beyond both ends of `axis` (edge slice repeated once).
+
+    Upsampling then continues the scan naturally past its outer slices instead of flat, as the
+    training pairs and the through-plane inference both do.
+
+    Example:
+        >>> mirror_slices(np.arange(4.0), 0, 2).tolist()
+        [1.0, 0.0, 0.0, 1.0, 2.0, 3.0, 3.0, 2.0]
+    """
+    count = min(int(count), data.shape[axis])
+    return np.pad(data, [(count, count) if a == axis else (0, 0) for a in range(data.ndim)], mode="symmetric")

@@ -9,8 +9,11 @@ Methods:
   residual 2D CNN trained for `SRSettings.steps` steps) learns to undo that, for both in-plane
   axes. At inference the scan is B-spline-upsampled through-plane (at the in-plane spacing) and
   the model runs on the slices that contain the through-plane axis in both orientations; the
-  two results are averaged, then resampled to the output grid when it differs. Deterministic
-  given `seed`; no time-based stopping, so the work is the same on every run.
+  two results are averaged, then resampled to the output grid when it differs. Beyond the first
+  and last acquired slices the scan is continued by mirrored slices (in training and at
+  inference) so the filters never meet a flat extrapolation; a magnitude image (no negative
+  voxel) stays non-negative. Deterministic given `seed`; no time-based stopping, so the work is
+  the same on every run.
 - ``"bspline"``: cubic B-spline interpolation (SimpleITK), the baseline.
 - a model card (id or path) of task ``super_resolution``: B-spline upsampling to the target
   grid, then the card's network on that grid through `..inference.predict`.
@@ -36,7 +39,7 @@ import numpy as np
 from .. import progress as _progress
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
-from .slice_profile import bspline_resample_index, degrade_axis, slice_thickness
+from .slice_profile import bspline_resample_index, degrade_axis, mirror_slices, slice_thickness
 
 METHODS = ("self-supervised", "bspline")
 #: Spacings within this relative difference count as isotropic.
@@ -310,10 +313,19 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
     train_s = time.perf_counter() - t0
     del pairs
 
-    up = bspline_resample_index(x, [0.0 if a != z else z_start for a in range(3)], steps, net_grid[0])
+    # Beyond the first and last acquired slices the filters would see a flat extrapolation they never
+    # learnt (it made spikes where a scan's edge cuts through the head); mirrored slices look natural.
+    reach = cfg.filter_stages * (cfg.filter_rows // 2) + 1  # receptive field in network-grid rows
+    pad = min(volume.shape[z], math.ceil(reach * steps[z]))  # in acquired slices
+    extra = round(pad / steps[z])  # in network-grid rows; `start` puts row `extra` on output row 0 exactly
+    padded = mirror_slices(x, z, pad)
+    shape = list(net_grid[0])
+    shape[z] += 2 * extra
+    start = z_start + pad - extra * steps[z]
+    up = bspline_resample_index(padded, [0.0 if a != z else start for a in range(3)], steps, shape)
     box = _foreground_box(up, margin=cfg.layers + 2)
     crop = up[box]
-    rows = ((z_start + steps[z] * np.arange(net_grid[0][z])) % 1.0)[box[z]]  # phase on the acquired slices
+    rows = ((start - pad + steps[z] * np.arange(shape[z])) % 1.0)[box[z]]  # phase on the acquired slices
     fused = np.zeros_like(crop)
     done += cfg.steps
     for k, (a, b) in enumerate(((a1, a2), (a2, a1))):
@@ -331,10 +343,13 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
             out = apply_srnet(net, out, rows, device=torch_device, cancel=cancel, batch_done=batch_done)
         fused += np.moveaxis(out, (0, 1, 2), (a, z, b))
     up[box] = fused / 2
+    up = np.take(up, np.arange(extra, extra + net_grid[0][z]), axis=z)
     report(total - 1, total, "resampling to the isotropic grid")
     result = Volume(up * scale, net_grid[1])
     if not (result.shape == tuple(grid[0]) and np.allclose(result.affine, grid[1], atol=1e-6)):
         result = bspline_upsample(result, *grid)
+    if np.nanmin(data) >= 0:  # magnitude images: undershoot below zero is ringing, not signal
+        np.maximum(result.data, 0, out=result.data)
     return result.data, {"settings": asdict(cfg), "device": str(torch_device),
                          "training_seconds": round(train_s, 2), "network_grid": _grid_info(*net_grid)}
 
