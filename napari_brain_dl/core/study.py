@@ -180,9 +180,9 @@ def is_label_image(volume: Volume) -> bool:
 
 def onto_reference(vol: Volume, ref: Volume, name: str, ref_name: str, notes: list[str],
                    hint: str = "register them first.") -> Volume:
-    """`vol` on `ref`'s grid: as is when the grids agree, its voxels reordered exactly when the grids
-    differ only by axis order or direction (e.g. LPS vs RAS of the same scan), else resampled
-    (linear, noted) when they overlap.
+    """`vol` on `ref`'s grid: as is when the grids agree, its voxels reordered exactly (noted) when
+    the grids differ only by axis order or direction (e.g. LPS vs RAS of the same scan), else
+    resampled (linear, noted) when they overlap.
 
     Raises:
         ValueError: The two cover different space (< 50 % overlap); `hint` says what to do.
@@ -191,6 +191,7 @@ def onto_reference(vol: Volume, ref: Volume, name: str, ref_name: str, notes: li
         return vol
     reordered, _ = reorient(vol, tuple(ref.axcodes))
     if reordered.same_grid(ref, atol=1e-3):
+        notes.append(f"{name}'s voxel axes were reordered onto {ref_name}'s grid (exact, no interpolation).")
         return replace(reordered, data=np.ascontiguousarray(reordered.data), affine=ref.affine.copy())
     overlap = fov_overlap(vol, ref)
     if overlap < 0.5:

@@ -57,11 +57,13 @@ def test_a_flipped_copy_is_reordered_exactly_not_resampled(data_dir: Path, tmp_p
     assert flipped.axcodes == "RAS" and ref.axcodes == "LPS"
     notes: list[str] = []
     back = onto_reference(flipped, ref, "FLAIR", "T1c", notes)
-    assert notes == [] and back.same_grid(ref, atol=0) and back.data.dtype == flipped.data.dtype
+    assert notes == ["FLAIR's voxel axes were reordered onto T1c's grid (exact, no interpolation)."]
+    assert back.same_grid(ref, atol=0) and back.data.dtype == flipped.data.dtype
     np.testing.assert_array_equal(back.data, io.load(folder / "t2f.nii.gz").data)
     shifted = flipped.with_data(flipped.data)
     shifted.affine = flipped.affine.copy()
     shifted.affine[0, 3] += 0.5  # half a voxel off: no exact reordering exists, so it is resampled
+    notes.clear()
     assert onto_reference(shifted, ref, "FLAIR", "T1c", notes).same_grid(ref, atol=0)
     assert notes == ["FLAIR was resampled onto T1c's grid (linear interpolation)."]
 
