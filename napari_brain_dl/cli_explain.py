@@ -9,11 +9,18 @@ Exit codes as in `cli_models`: 0 success, 2 bad input (one sentence on stderr, n
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence, flush_warnings, load_scan
+from .cli_models import (
+    _bad_input_errors,
+    _check_outputs,
+    _fail,
+    _sentence,
+    flush_warnings,
+    load_scan,
+    write_json,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -54,14 +61,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
 
 
-def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
-    from .core.io import atomic_output
-
-    if path:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-
-
 def cmd_classify(args: argparse.Namespace) -> int:
     """``napari-brain-dl classify --flair F [--t1c F] [--model NAME] [--json J]``."""
     from .core.tasks.classify import classify
@@ -72,7 +71,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         flair = load_scan(args.flair)
         t1c = load_scan(args.t1c) if args.t1c else None
         result = classify(flair, t1c, model=args.model, device=args.device)
-        _write_json(args.json, result.to_dict(), False)
+        write_json(args.json, result.to_dict(), False)
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
     flush_warnings()
@@ -109,7 +108,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
         io.save(result.heatmap, args.output, overwrite=args.overwrite, description=f"{args.method} heatmap")
         report = {"output": str(args.output), **result.to_dict()}
-        _write_json(args.json, report, args.overwrite)
+        write_json(args.json, report, args.overwrite)
         from .core.provenance import record_cli_outputs
 
         record_cli_outputs(args, {"output": args.output, "json": args.json},

@@ -55,6 +55,15 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=cmd_run)
 
 
+def write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
+    """Write `report` as indented JSON to `path` atomically (nothing when `path` is None)."""
+    from .core.io import atomic_output
+
+    if path:
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
 def _fail(message: str, code: int = 2) -> int:
     _PENDING.clear()
     sys.stderr.write(f"napari-brain-dl: {message}\n")
@@ -179,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``napari-brain-dl run --model CARD_OR_PATH --input IN [--input IN2 ...] -o OUT [--json J]``."""
     from .core import io
     from .core.device import choose_device
-    from .core.io import atomic_output, suffix_of
+    from .core.io import suffix_of
     from .core.models.registry import resolve_model
     from .core.progress import stderr_progress
     from .core.tasks.parcellate import region_volumes
@@ -217,8 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = {"outputs": {k: str(v) for k, v in targets.items()}, "provenance": pred.provenance}
             if card.output_kind == "labels" and "labels" in pred.outputs:
                 report["regions"] = region_volumes(pred.outputs["labels"], list(card.labels))
-            with atomic_output(args.json, overwrite=args.overwrite) as tmp:
-                tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+            write_json(args.json, report, args.overwrite)
         from .core.provenance import record_cli_outputs
 
         files = {("output" if len(targets) == 1 else f"output_{k}"): v for k, v in targets.items()}

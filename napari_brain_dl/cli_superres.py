@@ -7,12 +7,19 @@ is printed and nothing is written), 2 bad input (one sentence on stderr, nothing
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence, flush_warnings, load_scan
+from .cli_models import (
+    _bad_input_errors,
+    _check_outputs,
+    _fail,
+    _sentence,
+    flush_warnings,
+    load_scan,
+    write_json,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -74,7 +81,7 @@ def cmd_super_resolve(args: argparse.Namespace) -> int:
             "notes": result.notes,
             "provenance": result.provenance,
         }
-        _write_json(args.json, report, args.overwrite)
+        write_json(args.json, report, args.overwrite)
         from .core.provenance import record_cli_outputs
 
         record_cli_outputs(args, {"output": args.output, "json": args.json}, {"input": args.input},
@@ -90,9 +97,3 @@ def cmd_super_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
-    from .core.io import atomic_output
-
-    if path:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")

@@ -15,13 +15,12 @@ e.g. ``--t1c a --t1 b`` -> a's grid). It is NIfTI only and its name must end wit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _fail, _sentence, flush_warnings, load_scan
+from .cli_models import _bad_input_errors, _fail, _sentence, flush_warnings, load_scan, write_json
 
 FLAGS = (("t1", "T1"), ("t1c", "T1c"), ("t2", "T2"), ("flair", "FLAIR"))
 
@@ -61,14 +60,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_synthesize, source_order=None)
-
-
-def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
-    from .core.io import atomic_output
-
-    if path:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -115,7 +106,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
             "notes": result.notes,
             "provenance": result.provenance,
         }
-        _write_json(args.json, report, args.overwrite)
+        write_json(args.json, report, args.overwrite)
         record_cli_outputs(args, {"output": str(out), "json": args.json},
                            {d: getattr(args, d) for d in order}, result.provenance,
                            {"synthetic": True, "description": report["description"]})

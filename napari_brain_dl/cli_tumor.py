@@ -8,14 +8,21 @@ volumes in mL and provenance. Exit codes as in `cli_models`: 0 success, 2 bad in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cli_models import _bad_input_errors, _check_outputs, _fail, _sentence, flush_warnings, load_scan
+from .cli_models import (
+    _bad_input_errors,
+    _check_outputs,
+    _fail,
+    _sentence,
+    flush_warnings,
+    load_scan,
+    write_json,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -80,14 +87,6 @@ def _outputs(args: argparse.Namespace, *extra: str | None) -> list[Path]:
     return paths
 
 
-def _write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
-    from .core.io import atomic_output
-
-    if path:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-
-
 def _notify(text: str) -> None:
     sys.stderr.write(text + "\n")
 
@@ -134,7 +133,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "notes": seg.notes,
             "provenance": seg.provenance,
         }
-        _write_json(args.json, report, args.overwrite)
+        write_json(args.json, report, args.overwrite)
         from .core.provenance import record_cli_outputs
 
         unc = args.uncertainty if seg.uncertainty is not None else None
@@ -178,7 +177,7 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
             "notes": notes,
             "provenance": mask.meta.get("provenance", {}),
         }
-        _write_json(args.json, report, args.overwrite)
+        write_json(args.json, report, args.overwrite)
         from .core.provenance import record_cli_outputs
 
         record_cli_outputs(args, {"output": args.output, "json": args.json}, _exam_files(args),
