@@ -265,7 +265,9 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
                      ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train the per-scan network on degraded in-plane slices, apply it through-plane, fuse."""
     data = np.asarray(volume.data)
-    if not np.isfinite(data).any() or np.nanmin(data) == np.nanmax(data):  # nothing to learn from
+    finite = bool(np.isfinite(data).any())
+    lowest = np.nanmin(data) if finite else np.nan  # also decides the clip at the end
+    if not finite or lowest == np.nanmax(data):  # nothing to learn from
         raise ValueError(f"{volume.name} is empty: every voxel has the same value, so there is nothing "
                          "to super-resolve.")
     from ..device import choose_device
@@ -348,7 +350,7 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
     result = Volume(up * scale, net_grid[1])
     if not (result.shape == tuple(grid[0]) and np.allclose(result.affine, grid[1], atol=1e-6)):
         result = bspline_upsample(result, *grid)
-    if np.nanmin(data) >= 0:  # magnitude images: undershoot below zero is ringing, not signal
+    if lowest >= 0:  # magnitude images: undershoot below zero is ringing, not signal
         np.maximum(result.data, 0, out=result.data)
     return result.data, {"settings": asdict(cfg), "device": str(torch_device),
                          "training_seconds": round(train_s, 2), "network_grid": _grid_info(*net_grid)}
