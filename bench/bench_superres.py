@@ -2,8 +2,10 @@
 
 Protocol: take a thin-slice scan, simulate thick slices (mean of 4 consecutive slices, every
 4th kept: `simulate_thick_slices`), super-resolve back to the original spacing, and compare to
-the original with `image_scores(match=False)` inside the head/brain foreground of the original
-(above 10 % of its 99th percentile, holes filled, largest component).
+the original with `image_scores(match=False)` inside two masks of the original: the brain (the
+issue's region: MindGrab skull stripping of the original 1 mm scan, or the foreground of a
+skull-stripped scan) and the whole head (above 10 % of its 99th percentile, holes filled,
+largest component).
 
     /work/venv/bin/python bench/bench_superres.py                      # 4 scans, axial, + chris_PD
     /work/venv/bin/python bench/bench_superres.py --scans t1n --axes axial other --threads 1
@@ -28,6 +30,7 @@ from napari_brain_dl.core.volume import Volume
 DATA = Path(
     os.environ.get("NAPARI_BRAIN_DL_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+SKULL_STRIPPED = {"t1n", "t2w"}
 SCANS = {
     "t1n": "brats_gli_00001/t1n.nii.gz",
     "t2w": "brats_gli_00001/t2w.nii.gz",
@@ -48,20 +51,41 @@ def foreground_mask(data: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(fg)
 
 
+def brain_mask(volume: Volume, skull_stripped: bool) -> np.ndarray | None:
+    """The brain of the original scan: its foreground when skull-stripped, else MindGrab's mask.
+
+    None when the MindGrab weights (third-party, ../shared/data) are not there.
+    """
+    if skull_stripped:
+        return foreground_mask(np.asarray(volume.data, np.float32))
+    weights = DATA / "brainchop_models" / "mindgrab" / "model.pth"
+    if not weights.exists():
+        return None
+    from napari_brain_dl.core.tasks.skullstrip import skullstrip
+
+    return np.asarray(skullstrip(volume, model=weights, device="cpu").data) > 0
+
+
 def superior_axis(volume: Volume) -> int:
     """Voxel axis pointing most superior (the axial slice axis)."""
     directions = volume.affine[:3, :3] / np.asarray(volume.spacing)
     return int(np.argmax(np.abs(directions[2])))
 
 
-def protocol(volume: Volume, axis: int, factor: int = 4, settings: object = None) -> dict[str, object]:
-    """Thick slices along `axis`, then B-spline and self-supervised SR; scores against the original."""
+def protocol(volume: Volume, axis: int, factor: int = 4, settings: object = None,
+             brain: np.ndarray | None = None) -> dict[str, object]:
+    """Thick slices along `axis`, then B-spline and self-supervised SR; scores against the original.
+
+    Scores inside the head foreground, and inside `brain` (a mask on the original grid) when given.
+    """
     thick = simulate_thick_slices(volume, factor, axis)
     spacing = float(volume.spacing[axis])
     keep = [slice(None)] * 3
     keep[axis] = slice(0, thick.shape[axis] * factor)
     real = np.asarray(volume.data, np.float32)[tuple(keep)]
-    mask = foreground_mask(real)
+    masks = {"head": foreground_mask(real)}
+    if brain is not None:
+        masks["brain"] = brain[tuple(keep)]
     row: dict[str, object] = {"axis": axis, "thick_grid": list(thick.shape)}
     for method in ("bspline", "self-supervised"):
         start = time.perf_counter()
@@ -70,9 +94,12 @@ def protocol(volume: Volume, axis: int, factor: int = 4, settings: object = None
         ref_affine = volume.affine
         if sr.image.shape != real.shape or not np.allclose(sr.image.affine, ref_affine, atol=1e-4):
             raise AssertionError(f"{method}: output grid {sr.image.shape} is not the original {real.shape}")
-        scores = image_scores(sr.image.data, real, mask, match=False).as_dict()
-        row[method] = {**scores, "seconds": round(seconds, 1)}
-    row["gain_db"] = round(row["self-supervised"]["psnr"] - row["bspline"]["psnr"], 2)  # type: ignore[index]
+        for region, mask in masks.items():
+            row[f"{method} {region}"] = image_scores(sr.image.data, real, mask, match=False).as_dict()
+        row[f"{method} seconds"] = round(seconds, 1)
+    for region in masks:
+        gain = row[f"self-supervised {region}"]["psnr"] - row[f"bspline {region}"]["psnr"]  # type: ignore[index]
+        row[f"gain_db {region}"] = round(gain, 2)
     return row
 
 
@@ -99,14 +126,20 @@ def main() -> None:
     for name in args.scans:
         volume = io.load(DATA / SCANS[name])
         up = superior_axis(volume)
+        brain = brain_mask(volume, name in SKULL_STRIPPED)
         for which in args.axes:
             axis = up if which == "axial" else (up + 1) % 3
-            row = {"scan": name, "which": which, **protocol(volume, axis, settings=settings)}
+            row = {"scan": name, "which": which,
+                   **protocol(volume, axis, settings=settings, brain=brain)}
             rows.append(row)
-            b, s = row["bspline"], row["self-supervised"]
-            print(f"| {name} ({which}, axis {axis}) | {b['psnr']:.2f} / {b['ssim']:.4f} / {b['mae']:.4f} "
-                  f"| {s['psnr']:.2f} / {s['ssim']:.4f} / {s['mae']:.4f} | {row['gain_db']:+.2f} "
-                  f"| {b['seconds']:.1f} / {s['seconds']:.1f} |", flush=True)
+            for region in ("brain", "head"):
+                if f"gain_db {region}" not in row:
+                    continue
+                b, s = row[f"bspline {region}"], row[f"self-supervised {region}"]
+                print(f"| {name} ({which}, axis {axis}; {region}) | {b['psnr']:.2f} / {b['ssim']:.4f} / "
+                      f"{b['mae']:.4f} | {s['psnr']:.2f} / {s['ssim']:.4f} / {s['mae']:.4f} | "
+                      f"{row[f'gain_db {region}']:+.2f} | {row['bspline seconds']:.1f} / "
+                      f"{row['self-supervised seconds']:.1f} |", flush=True)
     if not args.skip_pd:
         pd = io.load(DATA / "niivue_chris" / "chris_PD.nii.gz")
         start = time.perf_counter()

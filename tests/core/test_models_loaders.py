@@ -154,3 +154,32 @@ def test_torchscript_model_runs(tmp_path: Path) -> None:
     assert model.kind == "torchscript" and model.module(torch.zeros(1, 1, 4, 4, 4)).shape == (1, 2, 4, 4, 4)
     with pytest.raises(WeightsError, match="TorchScript"):
         read_state_dict(tmp_path / "net.bin")
+
+
+def _unet_card(folder: Path, members: int) -> ModelCard:
+    arch = {"type": "project", "name": "unet", "in_channels": 2, "out_channels": 1,
+            "features": [4, 8], "members": members}
+    data = {"id": "ens", "name": "Ens", "task": "segmentation", "inputs": ["T1", "T2"],
+            "architecture": arch, "weights": {"file": "ens.safetensors"}}
+    (folder / "ens.yaml").write_text(yaml.safe_dump(data))
+    return ModelCard.from_file(folder / "ens.yaml")
+
+
+def test_ensemble_card_averages_its_members_logits(tmp_path: Path) -> None:
+    from napari_brain_dl.core.models.unet import UNet3D
+
+    torch.manual_seed(0)
+    nets = [UNet3D(2, 1, (4, 8)).eval() for _ in range(2)]
+    state = {f"members.{i}.{k}": v for i, n in enumerate(nets) for k, v in n.state_dict().items()}
+    save_file(state, str(tmp_path / "ens.safetensors"))
+    model = load_model(_unet_card(tmp_path, 2), trusted=True)
+    x = torch.randn(1, 2, 8, 8, 8)
+    with torch.no_grad():
+        expected = (nets[0](x) + nets[1](x)) / 2
+        assert torch.allclose(model.module(x), expected, atol=1e-5)
+    # a single network's file is refused by a two-member card, naming what is missing
+    save_file(nets[0].state_dict(), str(tmp_path / "ens.safetensors"))
+    with pytest.raises(ArchitectureMismatchError, match="members.0"):
+        load_model(_unet_card(tmp_path, 2), trusted=True)
+    with pytest.raises(WeightsError, match="architecture is invalid"):
+        load_model(_unet_card(tmp_path, 0), trusted=True)

@@ -294,7 +294,10 @@ def build_module(card: ModelCard) -> nn.Module:
         builders["classifier"] = classifier.build_classifier
         if arch.get("name") not in builders:
             raise WeightsError(f"Unknown project architecture {arch.get('name')!r}.")
-        return builders[arch["name"]](arch)
+        try:
+            return builders[arch["name"]](arch)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"The card's {arch['name']} architecture is invalid ({_first_line(exc)}).") from exc
     raise WeightsError(f"Architecture type {kind!r} cannot be built from a description.")
 
 

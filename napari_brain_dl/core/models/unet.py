@@ -83,8 +83,33 @@ class UNet3D(nn.Module):
         return self.head(x)
 
 
-def build_unet(arch: dict[str, Any]) -> UNet3D:
-    """Build from a card's ``architecture`` (keys in_channels, out_channels, features)."""
-    return UNet3D(
-        int(arch["in_channels"]), int(arch["out_channels"]), tuple(arch.get("features", (8, 16, 32, 64, 128)))
-    )
+class Ensemble(nn.Module):
+    """Mean of the outputs (logits) of networks of the same shape, e.g. independently trained runs.
+
+    Weights are stored as ``members.<i>.<name>``; the members run one after another, so memory
+    stays that of one network.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.divisor = max(int(getattr(m, "divisor", 1)) for m in members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](x)
+        for member in self.members[1:]:
+            out = out + member(x)
+        return out / len(self.members)
+
+
+def build_unet(arch: dict[str, Any]) -> UNet3D | Ensemble:
+    """Build from a card's ``architecture`` (keys in_channels, out_channels, features, members).
+
+    ``members: N`` (N > 1) builds an `Ensemble` of N such U-Nets whose logits are averaged.
+    """
+    features = tuple(arch.get("features", (8, 16, 32, 64, 128)))
+    members = int(arch.get("members", 1))
+    if members < 1:
+        raise ValueError(f"'members' must be at least 1, not {members}.")
+    nets = [UNet3D(int(arch["in_channels"]), int(arch["out_channels"]), features) for _ in range(members)]
+    return nets[0] if members == 1 else Ensemble(nets)
