@@ -97,6 +97,8 @@ def install(viewer: Any) -> None:
     viewer.dims.events.order.connect(lambda event: _later(_refresh, viewer))
     viewer.dims.events.ndisplay.connect(lambda event: _later(_refresh, viewer))
     viewer.dims.events.current_step.connect(lambda event: _later(update_letters, viewer))
+    if _grid(viewer) is not None:
+        _grid(viewer).events.enabled.connect(lambda event: _later(update_letters, viewer))
     viewer.mouse_drag_callbacks.append(window_level_drag)
     for layer in list(viewer.layers):
         _on_inserted(viewer, layer)
@@ -182,6 +184,12 @@ def _camera(viewer: Any) -> Any:
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
+def _grid(viewer: Any) -> Any:
+    """The viewer's grid model (``viewer.canvas.grid`` in napari >= 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    return getattr(canvas, "grid", None) or getattr(viewer, "grid", None)
+
+
 def _letters_layer(viewer: Any) -> Any:
     if LETTERS_LAYER in viewer.layers:
         return viewer.layers[LETTERS_LAYER]
@@ -234,7 +242,9 @@ def _update_letters(viewer: Any) -> None:
                 point[dim], point[other] = position, mid
                 points.append(point)
                 letters.append(AXIS_LETTERS[dim - offset][end] if dim >= offset else "")
-    layer.visible = len(displayed) == 2
+    grid = _grid(viewer)
+    # one letters layer cannot label every grid cell; hidden, it takes no cell of its own
+    layer.visible = len(displayed) == 2 and not (grid is not None and grid.enabled)
     layer.data = np.array(points).reshape(-1, ndim)
     layer.features = {"letter": np.array(letters, dtype=object)}
     layer.text.refresh(layer.features)

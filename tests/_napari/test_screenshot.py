@@ -74,3 +74,19 @@ def test_views_are_upright(viewer: Any, data_dir: Path, qtbot: Any) -> None:
     settle(qtbot)
     assert tuple(map(str, camera.orientation2d)) == ("up", "right")
     assert list(viewer.layers["orientation letters"].features["letter"]) == ["I", "S", "R", "L"]
+
+
+def test_letters_take_no_grid_cell(viewer: Any, data_dir: Path, qtbot: Any) -> None:
+    folder = data_dir / "brats_gli_00001"
+    for name in ("t1c.nii.gz", "t2f.nii.gz"):
+        viewer.add_layer(Layer.create(*volume_to_layer_data(load(folder / name))))
+    settle(qtbot)
+    letters = viewer.layers["orientation letters"]
+    assert letters.visible
+    viewer.canvas.grid.enabled = True
+    settle(qtbot)
+    assert not letters.visible
+    assert viewer.canvas.grid.actual_shape(viewer.layers) == (1, 2)  # two scans, two cells
+    viewer.canvas.grid.enabled = False
+    settle(qtbot)
+    assert letters.visible
