@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Train the shipped 3D brain-tumour segmentation model (card ``brats-tumor-seg``).
+"""Train one 3D brain-tumour segmentation network (the members of card ``brats-tumor-seg``).
 
-Reproduce the shipped weights and card (74 minutes on one thread of a 2-core CPU):
+The shipped card is an ensemble of two runs of this script, combined by
+``scripts/ensemble_tumor_seg.py``; its header lists the exact commands. A single run
+(about 75-90 minutes on one thread of a 2-core CPU), e.g.:
 
     python scripts/train_tumor_seg.py --steps 2400 --minutes 74 --seed 0 --threads 1 --eval-every 500
 
-``--minutes 74`` stopped the shipped run at step 2288 (the learning rate decays with
-whichever of steps or time runs out first), so the exact weights depend on the machine's
-speed; without ``--minutes`` the run is speed independent (2400 steps, about 80 minutes).
+``--minutes`` stops the run by wall time (the learning rate decays with whichever of steps
+or time runs out first), so the exact weights depend on the machine's speed; without
+``--minutes`` the run is speed independent (2400 steps, about 80 minutes).
 
 What it does:
 - data: the visible BraTS cases from ``scripts/brats_data.py`` (../shared/data, read only):

@@ -297,7 +297,8 @@ def build_module(card: ModelCard) -> nn.Module:
         try:
             return builders[arch["name"]](arch)
         except (KeyError, TypeError, ValueError) as exc:
-            raise WeightsError(f"The card's {arch['name']} architecture is invalid ({_first_line(exc)}).") from exc
+            reason = _first_line(exc)
+            raise WeightsError(f"The card's {arch['name']} architecture is invalid ({reason}).") from exc
     raise WeightsError(f"Architecture type {kind!r} cannot be built from a description.")
 
 
