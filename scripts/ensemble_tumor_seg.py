@@ -40,8 +40,12 @@ def combine(members: list[Path], target: Path) -> str:
     return sha256_file(target)
 
 
-def card_text(template: dict, header: list[str], n: int, sha: str, dice: dict, source: str) -> str:
-    """The ensemble card: the template with members, weights, source and metrics replaced."""
+def card_text(template: dict, header: list[str], n: int, sha: str, dice: dict, source: str,
+              members: str = "") -> str:
+    """The ensemble card: the template with members, weights, source and metrics replaced.
+
+    `members` is an optional sentence on the members' own held-out scores (ends with a space).
+    """
     val = dice[bd.VALIDATION[0]]
     train = "; ".join(
         f"{k.replace('brats_2013_', '')} WT {v['WT']:.2f} TC {v['TC']:.2f} ET {v['ET']:.2f}"
@@ -59,13 +63,15 @@ def card_text(template: dict, header: list[str], n: int, sha: str, dice: dict, s
             "One held-out case only, measured through the napari-brain-dl predict path with this card; "
             f"not a benchmark. The ensemble of {n} was decided on before it was measured and ships "
             "regardless of its score (picking members by their pat0006 Dice would be selection on the "
-            f"validation case). Training-case Dice (not independent): {train}."
+            f"validation case). {members}Training-case Dice (not independent): {train}."
         ),
     }
     lines = ["# Model card: ensemble of project 3D U-Nets for brain-tumour (glioma) segmentation.",
              "# Written by scripts/ensemble_tumor_seg.py from runs of scripts/train_tumor_seg.py:"]
     lines += [f"#   {h}" for h in header]
+    metrics = {"metrics": card.pop("metrics")}
     body = yaml.safe_dump(card, sort_keys=False, width=100, default_flow_style=None)
+    body += yaml.safe_dump(metrics, sort_keys=False, width=100, default_flow_style=False)
     return "\n".join(lines) + "\n" + body
 
 
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=Path, nargs="+", required=True, help="member weights (safetensors)")
     ap.add_argument("--describe", action="append", default=[], help="how a member was made (card header)")
     ap.add_argument("--source", required=True, help="the card's 'source' text (training data and runs)")
+    ap.add_argument("--members-note", default="", help="sentence on the members' own scores (card note)")
     ap.add_argument("--template", type=Path, default=ROOT / "resources" / "models" / f"{MODEL_ID}.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "resources" / "models")
     args = ap.parse_args(argv)
@@ -88,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     card_path.write_text(card_text(template, args.describe, n, sha, {bd.VALIDATION[0]: pending}, args.source),
                          encoding="utf-8")
     dice = predict_cases(card_path)
-    card_path.write_text(card_text(template, args.describe, n, sha, dice, args.source), encoding="utf-8")
+    note = f"{args.members_note.strip()} " if args.members_note.strip() else ""
+    card_path.write_text(card_text(template, args.describe, n, sha, dice, args.source, note), encoding="utf-8")
     print(f"validation {bd.VALIDATION[0]}: {fmt({k: dice[bd.VALIDATION[0]][k] for k in ('WT', 'TC', 'ET')})}")
     return 0
 
