@@ -99,6 +99,12 @@ def install(viewer: Any) -> None:
     viewer.dims.events.current_step.connect(lambda event: _later(update_letters, viewer))
     if _grid(viewer) is not None:
         _grid(viewer).events.enabled.connect(lambda event: _later(update_letters, viewer))
+    camera = _camera(viewer)
+    for event in (camera.events.zoom, camera.events.center):  # letters stay on screen when panning
+        event.connect(lambda event: _later(update_letters, viewer))
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is not None and hasattr(canvas.events, "size"):
+        canvas.events.size.connect(lambda event: _later(update_letters, viewer))
     viewer.mouse_drag_callbacks.append(window_level_drag)
     for layer in list(viewer.layers):
         _on_inserted(viewer, layer)
@@ -190,6 +196,29 @@ def _grid(viewer: Any) -> Any:
     return getattr(canvas, "grid", None) or getattr(viewer, "grid", None)
 
 
+def _visible_box(viewer: Any, displayed: list[int]) -> dict[int, tuple[float, float, float]] | None:
+    """World range (low, high, inset) of each displayed dimension on the canvas; None if unknown.
+
+    The inset is 16 screen pixels in world units, so a letter is drawn inside the canvas edge.
+    """
+    size = getattr(getattr(viewer, "canvas", None), "size", None)  # (height, width), napari >= 0.9
+    camera = _camera(viewer)
+    zoom = float(getattr(camera, "zoom", 0.0))
+    if size is None or min(size) <= 1 or zoom <= 0 or len(displayed) != 2:
+        return None
+    centre = np.asarray(camera.center, dtype=float)[-2:]
+    half = np.asarray(size, dtype=float) / (2 * zoom)
+    return {dim: (centre[i] - half[i], centre[i] + half[i], 16 / zoom) for i, dim in enumerate(displayed)}
+
+
+def _on_screen(value: float, box: tuple[float, float, float] | None) -> float:
+    """`value` moved inside the visible range `box` (low, high, inset), if it is known."""
+    if box is None:
+        return value
+    low, high, inset = box
+    return float(np.clip(value, low + inset, max(high - inset, low + inset)))
+
+
 def _letters_layer(viewer: Any) -> Any:
     if LETTERS_LAYER in viewer.layers:
         return viewer.layers[LETTERS_LAYER]
@@ -232,14 +261,15 @@ def _update_letters(viewer: Any) -> None:
     points, letters = [], []
     displayed = list(viewer.dims.displayed)
     if len(displayed) == 2:
+        view = _visible_box(viewer, displayed)  # zoomed in, the scan's edges leave the canvas
         for index, dim in enumerate(displayed):
             other = displayed[1 - index]
             lo, hi = extent[0, dim], extent[1, dim]
             margin = 0.04 * (hi - lo)
-            mid = 0.5 * (extent[0, other] + extent[1, other])
+            mid = _on_screen(0.5 * (extent[0, other] + extent[1, other]), view and view[other])
             for end, position in ((0, lo - margin), (1, hi + margin)):
                 point = np.array(viewer.dims.point, dtype=float)
-                point[dim], point[other] = position, mid
+                point[dim], point[other] = _on_screen(position, view and view[dim]), mid
                 points.append(point)
                 letters.append(AXIS_LETTERS[dim - offset][end] if dim >= offset else "")
     grid = _grid(viewer)

@@ -90,3 +90,25 @@ def test_letters_take_no_grid_cell(viewer: Any, data_dir: Path, qtbot: Any) -> N
     viewer.canvas.grid.enabled = False
     settle(qtbot)
     assert letters.visible
+
+
+def test_letters_stay_on_screen_when_zoomed(viewer: Any, data_dir: Path, qtbot: Any) -> None:
+    """Zoomed in (or a canvas narrower than the scan), R and L still show at the canvas edges."""
+    viewer.add_layer(Layer.create(*volume_to_layer_data(load(data_dir / "brats_gli_00001" / "t2f.nii.gz"))))
+    settle(qtbot)
+    camera = viewer.scene.camera
+    camera.zoom *= 3
+    settle(qtbot, 100)
+    letters = viewer.layers["orientation letters"]
+    assert list(letters.features["letter"]) == ["A", "P", "R", "L"]
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    height, width = viewer.canvas.size
+    assert shot.shape[:2] == (height, width)
+    displayed = list(viewer.dims.displayed)
+    centre = np.asarray(camera.center, dtype=float)[-2:]
+    for point in letters.data:
+        screen = (point[displayed] - centre) * camera.zoom  # pixels from the canvas centre
+        assert abs(screen[0]) < height / 2 and abs(screen[1]) < width / 2, (screen, (height, width))
+    yellow = (shot[..., 0] > 200) & (shot[..., 1] > 200) & (shot[..., 2] < 80)
+    columns = np.nonzero(yellow.any(axis=0))[0]
+    assert columns.min() < width * 0.1 and columns.max() > width * 0.9  # letters at both side edges
