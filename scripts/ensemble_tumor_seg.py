@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                          encoding="utf-8")
     dice = predict_cases(card_path)
     note = f"{args.members_note.strip()} " if args.members_note.strip() else ""
-    card_path.write_text(card_text(template, args.describe, n, sha, dice, args.source, note), encoding="utf-8")
+    text = card_text(template, args.describe, n, sha, dice, args.source, note)
+    card_path.write_text(text, encoding="utf-8")
     print(f"validation {bd.VALIDATION[0]}: {fmt({k: dice[bd.VALIDATION[0]][k] for k in ('WT', 'TC', 'ET')})}")
     return 0
 
