@@ -35,6 +35,17 @@ def test_load_brats_exam(viewer: Any, data_dir: Path) -> None:
     assert "t1c grid" in widget.status.value
 
 
+def test_paths_shown_normalised(viewer: Any, data_dir: Path) -> None:
+    widget = LoadExamWidget(viewer)
+    widget.synchronous = True
+    typed = data_dir / "brats_gli_00001" / ".." / "brats_gli_00001" / "t2f.nii.gz"
+    widget.files.value = [str(typed)]
+    shown = [str(p) for p in widget.files.value]
+    assert shown == [str((data_dir / "brats_gli_00001" / "t2f.nii.gz").absolute())]
+    assert ".." not in widget.files.line_edit.value
+    assert widget.contrasts() == ["flair"]  # read once, from the normalised path
+
+
 def test_contrast_edit_and_errors(viewer: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                   tmp_path: Path) -> None:
     errors: list[str] = []

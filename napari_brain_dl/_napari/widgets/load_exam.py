@@ -8,6 +8,7 @@ reference grid by `core.study.align_study` and shown as an image layer.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,21 @@ class LoadExamWidget(Container):
 
     def read_series(self, *_: Any) -> None:
         """Read every chosen series (worker thread) and list them in the table."""
+        self._show_normalised_paths()
         paths = self.paths()
         if not paths:
             return
         self._start("Reading", lambda progress, cancel, _notify: _read_all(paths, progress, cancel),
                     self._show_series)
+
+    def _show_normalised_paths(self) -> None:
+        """Show the chosen paths absolute and without ``..`` (as typed they can hide the folder)."""
+        for field, many in ((self.files, True), (self.folder, False)):
+            raw = [str(p) for p in (field.value if many else [field.value]) or () if str(p) not in ("", ".")]
+            clean = [os.path.abspath(p) for p in raw]
+            if clean != raw:
+                with field.changed.blocked():
+                    field.value = clean if many else clean[0]
 
     def _show_series(self, series: list[tuple[str, Any]]) -> None:
         from ...core.study import guess_contrast
