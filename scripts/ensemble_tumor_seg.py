@@ -7,7 +7,8 @@ The shipped ``brats-tumor-seg`` weights are the mean of the logits of two runs o
     python scripts/ensemble_tumor_seg.py --members RUN_A.safetensors RUN_B.safetensors \
         --describe "member 0: ..." --describe "member 1: ..."
 
-Each member is a float16 ``UNet3D`` state dict as written by ``train_tumor_seg.py``. The script
+Each member is a float16 ``UNet3D`` state dict as written by ``train_tumor_seg.py``, or an ensemble
+file written by this script (its members are taken one by one, so a member can be added). The script
 stores them in one file (``members.<i>.<name>``), sets ``architecture.members`` in the card, and
 measures Dice of every visible case through the real ``predict`` path with the new card
 (brats_2013_pat0006_1 held out: no member was trained on it).
@@ -31,13 +32,22 @@ from train_tumor_seg import MODEL_ID, fmt, predict_cases  # noqa: E402
 from napari_brain_dl.core.models.loaders import sha256_file  # noqa: E402
 
 
-def combine(members: list[Path], target: Path) -> str:
-    """Write the members' tensors into one safetensors file; return its sha256."""
-    state = {}
-    for i, path in enumerate(members):
-        state.update({f"members.{i}.{k}": v.contiguous() for k, v in load_file(str(path)).items()})
-    save_file(state, str(target))
-    return sha256_file(target)
+def member_states(path: Path) -> list[dict]:
+    """The network state dicts in `path`: one for a single run, each member's for an ensemble file."""
+    state = load_file(str(path))
+    if not all(k.startswith("members.") for k in state):
+        return [state]
+    count = 1 + max(int(k.split(".")[1]) for k in state)
+    return [{k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"members.{i}.")}
+            for i in range(count)]
+
+
+def combine(members: list[Path], target: Path) -> int:
+    """Write the members' tensors (ensemble files expanded) into one safetensors file; return their count."""
+    states = [s for path in members for s in member_states(path)]
+    save_file({f"members.{i}.{k}": v.contiguous() for i, s in enumerate(states) for k, v in s.items()},
+              str(target))
+    return len(states)
 
 
 def card_text(template: dict, header: list[str], n: int, sha: str, dice: dict, source: str,
@@ -88,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     template = yaml.safe_load(args.template.read_text(encoding="utf-8"))
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / f"{MODEL_ID}.safetensors"
-    sha = combine(args.members, weights)
+    n = combine(args.members, weights)
+    sha = sha256_file(weights)
     card_path = args.out / f"{MODEL_ID}.yaml"
     pending = {"WT": float("nan"), "TC": float("nan"), "ET": float("nan")}
-    n = len(args.members)
     card_path.write_text(card_text(template, args.describe, n, sha, {bd.VALIDATION[0]: pending}, args.source),
                          encoding="utf-8")
     dice = predict_cases(card_path)

@@ -64,3 +64,21 @@ def test_held_out_case_dice() -> None:
     }
     for region, floor in FLOORS.items():
         assert dice[region] >= floor, f"{region} Dice {dice[region]:.3f} < {floor} ({dice})"
+
+
+def test_ensemble_script_adds_members_to_an_ensemble_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/ensemble_tumor_seg.py expands an ensemble file into its members (so one can be added)."""
+    from safetensors.torch import save_file
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "scripts"))
+    from ensemble_tumor_seg import combine, member_states
+
+    shipped = resolve_model("brats-tumor-seg").weights_path
+    members = member_states(shipped)
+    single = tmp_path / "single.safetensors"
+    save_file(members[0], str(single))
+    assert len(member_states(single)) == 1
+    assert combine([shipped, single], tmp_path / "bigger.safetensors") == len(members) + 1
+    again = member_states(tmp_path / "bigger.safetensors")
+    assert all((again[-1][k] == members[0][k]).all() for k in members[0])
