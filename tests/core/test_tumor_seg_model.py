@@ -22,8 +22,8 @@ from napari_brain_dl.core.models.loaders import sha256_file
 SHARED_DATA = Path(os.environ.get("NAPARI_BRAIN_DL_TEST_DATA",
                                   Path(__file__).resolve().parents[3] / "shared" / "data"))
 CASE = SHARED_DATA / "brats2015_flair_t1c" / "brats_2013_pat0006_1"
-# Measured when the ensemble card was made (through predict, as here): WT 0.906, TC 0.769, ET 0.842.
-FLOORS = {"WT": 0.88, "TC": 0.74, "ET": 0.81}
+# Measured when the ensemble card was made (through predict, as here): WT 0.907, TC 0.750, ET 0.844.
+FLOORS = {"WT": 0.88, "TC": 0.72, "ET": 0.81}
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,7 +37,7 @@ def test_card_is_shipped_with_its_weights() -> None:
     assert card.inputs == ["FLAIR", "T1c", "T1", "T2"]
     assert card.weights_path is not None and card.weights_path.is_file()
     assert card.weights_path.stat().st_size < 20 * 1024 * 1024
-    assert card.architecture["members"] == 2  # two independently trained U-Nets, logits averaged
+    assert card.architecture["members"] == 3  # three independently trained U-Nets, logits averaged
     assert sha256_file(card.weights_path) == card.sha256
     assert {lab.value: lab.name for lab in card.labels} == {
         0: "background", 1: "necrotic / non-enhancing core", 2: "edema", 3: "enhancing"
