@@ -177,7 +177,7 @@ def test_card_model_runs_on_the_bspline_grid(tmp_path: Path) -> None:
 
 
 def test_thick_slice_protocol_beats_bspline_on_a_real_scan(data_dir: Path) -> None:
-    """The issue's protocol on the whole BraTS t1n (1 mm): SR >= 1.4 dB over B-spline (bench: 1.51)."""
+    """The issue's protocol on the whole BraTS t1n (1 mm): SR >= 1.8 dB over B-spline (bench: 1.95)."""
     t1 = io.load(data_dir / "brats_gli_00001" / "t1n.nii.gz")
     thick = simulate_thick_slices(t1, 4)  # 155 slices: the last 3 fill no group and are dropped
     real = Volume(np.asarray(t1.data, np.float32)[:, :, : thick.shape[2] * 4], t1.affine, name="t1n")
@@ -187,7 +187,7 @@ def test_thick_slice_protocol_beats_bspline_on_a_real_scan(data_dir: Path) -> No
     mask = real.data > 0.1 * np.percentile(real.data, 99)
     gain = image_scores(sr.data, real.data, mask, match=False).psnr - image_scores(
         bs.data, real.data, mask, match=False).psnr
-    assert gain >= 1.4, f"PSNR gain over B-spline {gain:.2f} dB"
+    assert gain >= 1.8, f"PSNR gain over B-spline {gain:.2f} dB"
 
 
 def test_no_spikes_where_the_outer_slices_cut_through_the_head(data_dir: Path) -> None:

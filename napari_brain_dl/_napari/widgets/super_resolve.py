@@ -1,7 +1,7 @@
 """"Super-resolve" dock widget: a thick-slice scan -> an isotropic volume over the same field of view.
 
-Choose an image layer, the method (self-supervised: filters learnt on this scan's own
-in-plane slices, degraded to the slice profile, and applied through-plane; B-spline
+Choose an image layer, the method (self-supervised: filters and a small CNN learnt on this
+scan's own in-plane slices, degraded to the slice profile, and applied through-plane; B-spline
 interpolation; or a model card of task super_resolution) and the target spacing (0 = the
 in-plane spacing), then Run: `core.tasks.super_resolve.super_resolve` runs in a worker
 thread with progress and Cancel. The result is a new image layer on its own isotropic
@@ -22,7 +22,7 @@ from ..layers import layer_volume, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
 
-BUILT_IN = (("self-supervised (filters learnt on this scan)", "self-supervised"),
+BUILT_IN = (("self-supervised (learnt on this scan)", "self-supervised"),
             ("B-spline interpolation", "bspline"))
 
 

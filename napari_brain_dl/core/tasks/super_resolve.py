@@ -5,8 +5,8 @@ Methods:
 - ``"self-supervised"`` (default, SMORE-like): the in-plane slices have high resolution. They
   are degraded along one in-plane axis with the acquisition's slice profile (a box of the slice
   thickness, slices one slice spacing apart) and B-spline-upsampled back; a per-scan model
-  (`..models.srnet`: adaptive filters fitted in closed form, optionally followed by a small
-  residual 2D CNN trained for `SRSettings.steps` steps) learns to undo that, for both in-plane
+  (`..models.srnet`: adaptive filters fitted in closed form, then a small residual 2D CNN
+  trained for `SRSettings.steps` steps) learns to undo that, for both in-plane
   axes. At inference the scan is B-spline-upsampled through-plane (at the in-plane spacing) and
   the model runs on the slices that contain the through-plane axis in both orientations; the
   two results are averaged, then resampled to the output grid when it differs. Beyond the first
@@ -317,7 +317,8 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
 
     # Beyond the first and last acquired slices the filters would see a flat extrapolation they never
     # learnt (it made spikes where a scan's edge cuts through the head); mirrored slices look natural.
-    reach = cfg.filter_stages * (cfg.filter_rows // 2) + 1  # receptive field in network-grid rows
+    # receptive field in network-grid rows (filters, then the CNN's 3x3 layers)
+    reach = cfg.filter_stages * (cfg.filter_rows // 2) + (cfg.layers if cfg.steps else 0) + 1
     pad = min(volume.shape[z], math.ceil(reach * steps[z]))  # in acquired slices
     extra = round(pad / steps[z])  # in network-grid rows; `start` puts row `extra` on output row 0 exactly
     padded = mirror_slices(x, z, pad)
