@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Combine independently trained tumour-segmentation runs into the shipped ensemble card.
 
-The shipped ``brats-tumor-seg`` weights are the mean of the logits of two runs of
+The shipped ``brats-tumor-seg`` weights are the mean of the logits of three runs of
 ``scripts/train_tumor_seg.py`` (the card's header lists the commands):
 
     python scripts/ensemble_tumor_seg.py --members RUN_A.safetensors RUN_B.safetensors \

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train one 3D brain-tumour segmentation network (the members of card ``brats-tumor-seg``).
 
-The shipped card is an ensemble of two runs of this script, combined by
+The shipped card is an ensemble of three runs of this script, combined by
 ``scripts/ensemble_tumor_seg.py``; its header lists the exact commands. A single run
 (about 75-90 minutes on one thread of a 2-core CPU), e.g.:
 
