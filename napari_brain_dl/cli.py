@@ -24,8 +24,13 @@ from . import (
     cli_synthesize,
     cli_tumor,
 )
+from .core import output_rules
+from .core.output_rules import output_journal
 
 EXIT_BAD_INPUT = 2
+OUTPUT_DESTS = ("output", "json", "uncertainty", "pdf", "output_dir")  # options naming what a command writes
+OUTPUT_FOLDERS = ("output_dir",)
+SIDECAR_DESTS = ("output", "uncertainty")  # results that get a provenance sidecar beside them
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -97,22 +102,50 @@ def _add_series_choice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", default=None, help="series instance UID in a multi-series DICOM folder")
 
 
+def _paths_in(value: object) -> list[str]:
+    """Existing paths in an option value (also ``NAME=FILE`` and lists of them)."""
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _paths_in(v)]
+    if not isinstance(value, (str, Path)) or not str(value):
+        return []
+    text = str(value)
+    candidates = [text, text.split("=", 1)[1]] if "=" in text else [text]
+    return [c for c in candidates if c and Path(c).exists()]
+
+
+def check_outputs_apart(args: argparse.Namespace) -> None:
+    """Refuse, before any compute, outputs that are, lie in or contain an input, or repeat.
+
+    Every option that is not an output and names an existing file or folder counts as an input.
+    """
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command") and not k.startswith("_")}
+    outputs = {k: v for k, v in options.items()
+               if k in OUTPUT_DESTS and isinstance(v, (str, Path)) and str(v)}
+    inputs = [p for k, v in options.items() if k not in OUTPUT_DESTS for p in _paths_in(v)]
+    output_rules.check_outputs_apart(outputs, inputs, folders=OUTPUT_FOLDERS, sidecars=SIDECAR_DESTS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `napari-brain-dl` console script."""
     args = build_parser().parse_args(argv)
     args._started = time.time()  # wall-clock start, for the provenance sidecars
     cli_models._PENDING.clear()  # scan warnings of an earlier in-process call
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, OSError) as exc:  # OSError: missing, existing, unwritable, disk full
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written.", file=sys.stderr)
-        return 130
-    except MemoryError:
-        print("error: not enough memory for this input.", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    with output_journal() as journal:
+        try:
+            check_outputs_apart(args)
+            return int(args.func(args) or 0)
+        except (ValueError, OSError) as exc:  # OSError: missing, existing, unwritable, disk full
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:  # no result may stay without its provenance sidecar
+            removed = journal.roll_back()
+            what = f"the files written so far were removed ({', '.join(map(str, removed))})" if removed else (
+                "nothing was written")
+            print(f"error: interrupted; {what}.", file=sys.stderr)
+            return 130
+        except MemoryError:
+            print("error: not enough memory for this input.", file=sys.stderr)
+            return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

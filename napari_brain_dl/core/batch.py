@@ -8,6 +8,11 @@ a row with ``status=failed`` and the reason; the other subjects continue. Partia
 by a killed run are removed at the next start. The CSV (``cohort.csv``) is rebuilt from the
 subjects' rows, sorted by id, after every run, interrupted ones included.
 
+Batch writes only into a folder it made its own: a new or empty output folder gets the marker
+``.napari-brain-dl-batch``; a folder holding anything else is refused, and so is one that is,
+lies inside or contains the input folder. Nothing it did not write is ever removed: a subject
+folder without ``done.json`` (not a result of batch) fails that subject with a sentence.
+
 The default cluster is a `distributed.LocalCluster` (one worker process per ``workers``, one
 thread each); ``scheduler`` connects to a running dask.distributed scheduler instead (its
 workers must see the same file system).
@@ -30,6 +35,7 @@ from .progress import CancelToken, ProgressCallback
 
 TASKS = ("segment", "skullstrip", "parcellate", "synthesize", "super-resolve", "classify")
 DONE = "done.json"
+MARKER = ".napari-brain-dl-batch"
 CSV_NAME = "cohort.csv"
 FIRST_COLUMNS = ("id", "subject", "session", "status", "error", "task", "model_id", "outputs", "inputs")
 
@@ -63,6 +69,10 @@ def run_subject(subject: Subject, task: str, output_dir: str, options: dict[str,
         import torch
 
         torch.set_num_threads(int(options["torch_threads"]))
+    if final.exists():  # batch renames a finished folder into place with done.json: not ours
+        return {**row, "status": "failed", "outputs": "", "error": (
+            f"{final} exists but holds no finished result (no {DONE}); batch never removes what it "
+            "did not write: move it away to run this subject.")}
     partial = out / f".{subject.id}.partial-{uuid.uuid4().hex[:8]}"
     partial.mkdir(parents=True)
     try:
@@ -75,9 +85,7 @@ def run_subject(subject: Subject, task: str, output_dir: str, options: dict[str,
         kept = [f for f in files if not (f.suffix == ".json" and f.as_posix()[:-5] in names)]
         row["outputs"] = ";".join(f"{subject.id}/{f.as_posix()}" for f in kept)
         (partial / DONE).write_text(json.dumps(row, indent=2, default=str), encoding="utf-8")
-        if final.exists():  # a folder without done.json: not a result, replace it
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        os.rename(partial, final)  # fails, rather than replaces, if a folder appeared meanwhile
     except Exception as exc:  # one subject's failure is recorded, the cohort continues
         row.update(status="failed", error=_one_sentence(exc), outputs="")
     finally:
@@ -89,6 +97,29 @@ def run_subject(subject: Subject, task: str, output_dir: str, options: dict[str,
 def _one_sentence(exc: BaseException) -> str:
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return f"{type(exc).__name__}: {' '.join(text.split())}"[:500]
+
+
+def claim_output_folder(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]) -> Path:
+    """Make `output_dir` batch's own (new or empty folder: marked) or confirm that it already is.
+
+    Raises:
+        ValueError: The folder is, lies inside or contains `input_dir`, is a file, or already
+            holds files that batch did not write.
+    """
+    from .output_rules import check_outputs_apart
+
+    out = Path(output_dir)
+    check_outputs_apart({"output_dir": out}, [input_dir], folders=("output_dir",))
+    if (out / MARKER).is_file():
+        return out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"The output folder {out} is a file; choose a folder. Nothing was run.")
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"The output folder {out} already holds files that batch did not write; choose a "
+                         "new or empty folder. Nothing was run.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"written_by": "napari-brain-dl batch"}) + "\n", encoding="utf-8")
+    return out
 
 
 def clean_partials(output_dir: str | os.PathLike[str]) -> list[Path]:
@@ -103,15 +134,17 @@ def clean_partials(output_dir: str | os.PathLike[str]) -> list[Path]:
 def local_cluster_options(workers: int = 1, processes: bool = True) -> dict[str, Any]:
     """`distributed.LocalCluster` keywords: one thread per worker, every server on loopback only.
 
-    Without ``processes`` the workers are threads talking over ``inproc://`` (no TCP at all,
-    apart from the diagnostics HTTP servers dask always starts, bound to 127.0.0.1).
+    Worker processes talk over TLS with temporary credentials made for this cluster alone
+    (mutual authentication): another local user reaching the loopback ports cannot submit
+    work. Without ``processes`` the workers are threads talking over ``inproc://`` (no TCP at
+    all, apart from the diagnostics HTTP servers dask always starts, bound to 127.0.0.1).
     """
     options: dict[str, Any] = {"n_workers": max(1, workers), "threads_per_worker": 1,
                                "processes": processes, "dashboard_address": "127.0.0.1:0",
                                "worker_dashboard_address": "127.0.0.1:0",
                                "scheduler_kwargs": {"dashboard": False}}
     if processes:
-        options["host"] = "127.0.0.1"
+        options.update(host="127.0.0.1", security=True)  # True: temporary self-signed TLS credentials
     return options
 
 
@@ -141,7 +174,8 @@ def run_batch(
 
     Args:
         input_dir: BIDS dataset or one folder per subject (see `core.cohort.discover`).
-        output_dir: Created if needed; finished subjects in it are skipped (resume).
+        output_dir: A new or empty folder (created and marked as batch's own), or one an
+            earlier batch wrote: its finished subjects are skipped (resume).
         task: One of `TASKS`.
         options: Task options: ``model``, ``device`` (default cpu), ``target`` (synthesize),
             ``contrast`` (skullstrip, parcellate, super-resolve), ``method``, ``spacing``,
@@ -164,8 +198,7 @@ def run_batch(
     if scheduler is None and workers > 1:
         options.setdefault("torch_threads", max(1, (os.cpu_count() or 1) // workers))
     subjects = discover(input_dir)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_folder(input_dir, output_dir)
     clean_partials(out)
     rows: dict[str, dict[str, Any]] = {}
     todo = []

@@ -43,9 +43,14 @@ class Subject:
 
 
 def is_scan(path: Path) -> bool:
-    """True for an image file that is not a label map or mask."""
+    """True for an image file that is not a label map, a mask or hidden.
+
+    Hidden files (``._t2f.nii.gz`` from macOS, ``.t2f.nii.gz.x1y2.nii.gz`` left by a killed
+    write) are never scans.
+    """
     name = path.name.lower()
-    return path.is_file() and name.endswith(SCAN_SUFFIXES) and not _NOT_SCANS.search(name)
+    return (path.is_file() and not name.startswith(".") and name.endswith(SCAN_SUFFIXES)
+            and not _NOT_SCANS.search(name))
 
 
 def is_bids(root: str | os.PathLike[str]) -> bool:

@@ -22,6 +22,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError
 
+from .output_rules import note_written
 from .volume import Volume
 
 NIBABEL_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
@@ -305,6 +306,7 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is shared like any file
         yield tmp
         _move_into_place(tmp, path, overwrite)
+        note_written(path)
     except OSError as exc:
         if exc.errno in _WRITE_ERRNOS and not isinstance(exc, FileExistsError):
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)

@@ -28,6 +28,11 @@ from typing import Any
 SCHEMA = "napari-brain-dl/provenance/1"
 SIDECAR_SUFFIX = ".json"
 OUTPUT_OPTIONS = ("output", "json", "uncertainty")  # CLI options that name files a command writes
+#: Commands whose results carry a sidecar, so `rerun` may run them again (never rerun, batch, ...).
+RERUNNABLE = ("convert", "skullstrip", "run", "segment", "click-segment", "explain", "synthesize",
+              "super-resolve")
+#: Options a sidecar may never set on a re-run: the user's own choices at re-run time.
+NOT_REPLAYED = ("overwrite", "scheduler", "include_identifiers")
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -280,9 +285,9 @@ def argv_from_record(
     command = str(record["command"])
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if command not in sub.choices:
+    if command not in sub.choices or command not in RERUNNABLE:
         raise ValueError(f"This version of napari-brain-dl has no command {command!r} to re-run.")
-    options = dict(record["options"])
+    options = {k: v for k, v in record["options"].items() if k not in NOT_REPLAYED}
     for key in record.get("output_options", []):
         if output_dir is not None and options.get(key):
             options[key] = str(Path(output_dir) / Path(options[key]).name)
@@ -340,6 +345,14 @@ def rerun(
     from ..cli import main
 
     record = read_sidecar(sidecar)
+    check_rerunnable(record)
+    if output_dir is None:  # in place: only beside the sidecar, whatever paths the record names
+        home = Path(sidecar).resolve().parent
+        for key in record.get("output_options", []):
+            target = record["options"].get(key)
+            if isinstance(target, str) and Path(target).resolve().parent != home:
+                raise ValueError(f"The sidecar names an output outside its own folder ({target}); "
+                                 "pass --output-dir to re-run it.")
     for role, entry in (record.get("inputs") or {}).items():
         if not entry:
             continue
@@ -366,6 +379,40 @@ def rerun(
             "voxel_identical": same or _same_voxels(path, Path(entry["path"])),
         }
     return report
+
+
+def check_rerunnable(record: Mapping[str, Any]) -> None:
+    """Raise `ValueError` unless `record` has the shape `rerun` needs (a sidecar is untrusted input).
+
+    The command must be one that writes sidecars; options are plain values (text, numbers,
+    flags, lists of them); inputs and outputs map roles to ``{"path", "sha256"}`` entries, and
+    at least one input is recorded (a result without inputs cannot be reproduced).
+    """
+    command = record.get("command")
+    if not isinstance(command, str) or command not in RERUNNABLE:
+        raise ValueError(f"The sidecar records the command {command!r}, which rerun does not run "
+                         f"(only {', '.join(RERUNNABLE)}).")
+    options, inputs, outputs = record.get("options"), record.get("inputs"), record.get("outputs")
+    plain = (str, int, float, bool, type(None))
+
+    def is_plain(v: Any) -> bool:
+        return isinstance(v, plain) or (isinstance(v, list) and all(isinstance(i, plain) for i in v))
+
+    if not isinstance(options, dict) or not all(isinstance(k, str) and is_plain(v)
+                                                for k, v in options.items()):
+        raise ValueError("The sidecar's options are not plain values; it was not written by napari-brain-dl.")
+    for what, entries in (("inputs", inputs), ("outputs", outputs)):
+        if not isinstance(entries, dict) or not all(
+            e is None or (isinstance(e, dict) and isinstance(e.get("path"), str)
+                          and isinstance(e.get("sha256"), (str, type(None))))
+            for e in entries.values()
+        ):
+            raise ValueError(f"The sidecar's {what} are not file entries; not written by napari-brain-dl.")
+    if not any(inputs.values()):
+        raise ValueError("The sidecar records no input files; its result cannot be reproduced.")
+    names = record.get("output_options", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n in OUTPUT_OPTIONS for n in names):
+        raise ValueError("The sidecar's output options are not known output options.")
 
 
 def _same_voxels(a: Path, b: Path) -> bool | None:

@@ -110,13 +110,10 @@ def test_resume_after_interruption_gives_the_same_csv(cohort: Path, full_run: Pa
     first = run_batch(cohort, tmp_path, "segment", {"model": rule_card}, processes=False, cancel=cancel,
                       on_row=lambda row: cancel.cancel())
     assert first.interrupted and any(r["status"] == "not run" for r in first.rows)
-    # what a killed run leaves: a partial folder, and a result folder without its done marker
+    # what a killed run leaves: a partial folder (a result folder appears only whole, with done.json)
     stale = tmp_path / ".case_c.partial-deadbeef"
     stale.mkdir()
     (stale / "tumor.nii.gz").write_bytes(b"half written")
-    if not (tmp_path / "case_c" / DONE).exists():
-        (tmp_path / "case_c").mkdir(exist_ok=True)
-        (tmp_path / "case_c" / "tumor.nii.gz").write_bytes(b"half written")
     done_before = {p.parent.name for p in tmp_path.glob(f"*/{DONE}")}
     second = run_batch(cohort, tmp_path, "segment", {"model": rule_card}, processes=False)
     assert second.skipped == len(done_before) >= 1 and second.ran == 4 - len(done_before)

@@ -5,9 +5,12 @@ Only the pieces the engine needs are instantiated (the network, by default
 config given to `monai.bundle.ConfigParser`; the bundle's own workflow
 (``run``, ``initialize``, data loaders, savers) is never evaluated.
 
-Safety: inside what is instantiated, ``$`` Python expressions, ``%`` macros and
-``_target_`` classes outside ``monai.*`` / ``torch.*`` are refused unless the
-bundle is trusted. Bundles needing code that is not here (their own
+Safety: inside what is instantiated, ``$`` Python expressions, ``%`` macros, every
+``_target_`` that is not a network class (a `torch.nn.Module` subclass defined in
+``monai.networks`` or ``torch.nn``: functions such as ``monai.utils.misc.run_cmd`` or
+``torch.hub.load`` are refused), ``_mode_`` other than the default, ``pretrained`` weights
+(a download) and URLs are refused unless the bundle is trusted: checked before anything is
+built. Bundles needing code that is not here (their own
 ``scripts/`` folder, or the separate ``generative`` package) fail with a
 message naming it.
 """
@@ -24,7 +27,9 @@ from torch import nn
 
 from .card import CardError, ModelCard
 
-ALLOWED_PREFIXES = ("monai.", "torch.")
+ALLOWED_PREFIXES = ("monai.", "torch.")  # where a target name may be looked up at all
+NETWORK_MODULES = ("monai.networks.", "torch.nn.")  # where an allowed class must be defined
+_COMPONENT_KEYS = {"_target_", "_desc_", "_requires_", "_disabled_", "_mode_"}
 _REF = re.compile(r"@([\w#]+)")
 
 
@@ -33,11 +38,11 @@ class BundleError(ValueError):
 
 
 def _read(path: Path) -> dict[str, Any]:
-    from monai.bundle import ConfigParser
+    from ..config_files import load_config_file
 
     try:
-        data = ConfigParser.load_config_file(str(path))
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        data = load_config_file(path)
+    except (OSError, ValueError) as exc:
         raise BundleError(f"{path} could not be read ({exc}).") from exc
     if not isinstance(data, dict):
         raise BundleError(f"{path} is not a bundle config (a mapping is expected).")
@@ -98,9 +103,9 @@ def unsafe_items(config: dict[str, Any], ids: list[str]) -> list[str]:
 
     def visit(node: Any, where: str) -> None:
         if isinstance(node, dict):
+            if "_target_" in node:
+                problems.extend(f"{where}: {p}" for p in _component_problems(node, locator))
             for key, value in node.items():
-                if key == "_target_" and isinstance(value, str) and not _allowed_target(value, locator):
-                    problems.append(f"{where}: _target_ {value}")
                 visit(value, f"{where}#{key}")
         elif isinstance(node, list):
             for i, value in enumerate(node):
@@ -113,12 +118,44 @@ def unsafe_items(config: dict[str, Any], ids: list[str]) -> list[str]:
     return problems
 
 
+def _component_problems(node: dict[str, Any], locator: Any) -> list[str]:
+    """Why one ``_target_`` component may not be built from an untrusted config (empty: it may)."""
+    target = node["_target_"]
+    problems = [] if isinstance(target, str) and _allowed_target(target, locator) else [
+        f"_target_ {target} (not a network class)"]
+    if node.get("_mode_", "default") != "default":
+        problems.append(f"_mode_ {node['_mode_']}")
+    problems += [f"key {k}" for k in node if k.startswith("_") and k not in _COMPONENT_KEYS]
+    problems += [f"{k}: {v}" for k, v in node.items() if k.lower().startswith("pretrained") and v]
+    problems += [f"{k}: URL" for k, v in node.items() if isinstance(v, str) and "://" in v]
+    return problems
+
+
 def _allowed_target(name: str, locator: Any) -> bool:
+    """True for a `torch.nn.Module` subclass defined in monai.networks or torch.nn."""
+    import importlib
+    import inspect
+
     if "." in name:
-        return name.startswith(ALLOWED_PREFIXES)
-    modules = locator.get_component_module_name(name)
-    modules = [modules] if isinstance(modules, str) else list(modules or [])
-    return bool(modules) and all(str(m).startswith(ALLOWED_PREFIXES) for m in modules)
+        module_name, _, attr = name.rpartition(".")
+        candidates = [(module_name, attr)] if name.startswith(ALLOWED_PREFIXES) else []
+    else:
+        modules = locator.get_component_module_name(name)
+        modules = [modules] if isinstance(modules, str) else list(modules or [])
+        candidates = [(str(m), name) for m in modules if str(m).startswith(ALLOWED_PREFIXES)]
+        if len(candidates) != len(modules):
+            return False
+    if not candidates:
+        return False
+    for module_name, attr in candidates:
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            return False
+        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)
+                and f"{obj.__module__}.".startswith(NETWORK_MODULES)):
+            return False
+    return True
 
 
 def check_runnable(card: ModelCard) -> None:

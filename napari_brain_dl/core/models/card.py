@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..config_files import load_config_file
 
 TASKS = (
     "skullstrip",
@@ -201,9 +201,8 @@ class ModelCard:
         if not path.is_file():
             raise CardError(f"The model card {path} does not exist.")
         try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+            data = load_config_file(path)
+        except (OSError, ValueError) as exc:
             raise CardError(f"The model card {path} could not be read ({exc}).") from exc
         try:
             card = cls.from_dict(data, folder=path.parent)
