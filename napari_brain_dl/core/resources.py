@@ -3,35 +3,42 @@
 from __future__ import annotations
 
 import os
-import site
-import sys
+from importlib import resources
 from pathlib import Path
 
-_REPO_RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+PACKAGE = "napari_brain_dl.resources"  # the repository's top-level resources/, packed as package data
 
 
 def resources_dir() -> Path:
-    """The shipped resources folder, for an editable install or a wheel.
+    """The shipped resources folder (holding ``models/``), the same way in every install.
 
-    Order: $NAPARI_BRAIN_DL_RESOURCES, the repository's resources/ (editable
-    install), then <prefix>/share/napari-brain-dl/resources (wheel install).
+    ``$NAPARI_BRAIN_DL_RESOURCES`` wins; otherwise the package data of `PACKAGE` through
+    `importlib.resources` (editable, wheel and ``pip install --target`` installs alike).
+
+    Raises:
+        FileNotFoundError: The installation has no shipped resources (a broken install).
     """
-    candidates = [os.environ.get("NAPARI_BRAIN_DL_RESOURCES", ""), str(_REPO_RESOURCES),
-                  os.path.join(sys.prefix, "share", "napari-brain-dl", "resources"),
-                  os.path.join(site.getuserbase(), "share", "napari-brain-dl", "resources")]
-    for candidate in candidates:
-        if candidate and Path(candidate, "models").is_dir():
-            return Path(candidate)
-    return _REPO_RESOURCES
+    env = os.environ.get("NAPARI_BRAIN_DL_RESOURCES")
+    if env:
+        return Path(env)
+    try:
+        folder = Path(str(resources.files(PACKAGE)))
+    except ModuleNotFoundError as exc:
+        raise FileNotFoundError(f"This installation of napari-brain-dl lacks its {PACKAGE} package data; "
+                                "reinstall it.") from exc
+    return folder
 
 
 def user_dir() -> Path:
-    """Per-user folder for added models, trust decisions and settings (never the install dir).
+    """Per-user folder for added models, trust decisions, autosaves and settings (never the install dir).
 
-    $NAPARI_BRAIN_DL_HOME wins; otherwise $XDG_DATA_HOME/napari-brain-dl or ~/.local/share/napari-brain-dl.
+    ``$NAPARI_BRAIN_DL_HOME`` wins; otherwise the platform's user data folder (platformdirs:
+    ``~/.local/share/napari-brain-dl`` or ``$XDG_DATA_HOME/...`` on Linux, ``~/Library/Application
+    Support/napari-brain-dl`` on macOS, ``%LOCALAPPDATA%\\napari-brain-dl`` on Windows).
     """
     env = os.environ.get("NAPARI_BRAIN_DL_HOME")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "napari-brain-dl"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("napari-brain-dl", appauthor=False))
