@@ -58,7 +58,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+QT_BINDINGS = ("PyQt6", "PySide6", "PyQt5", "PySide2")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if not any(importlib.util.find_spec(binding) for binding in QT_BINDINGS):
+        raise ValueError('The viewer needs a Qt binding and none is installed: '
+                         'pip install "napari-brain-dl[qt]".')
     from ._napari.demo import launch
 
     launch([str(p) for p in args.paths])
@@ -125,6 +133,15 @@ def check_outputs_apart(args: argparse.Namespace) -> None:
     output_rules.check_outputs_apart(outputs, inputs, folders=OUTPUT_FOLDERS, sidecars=SIDECAR_DESTS)
 
 
+def check_device(args: argparse.Namespace) -> None:
+    """Refuse an accelerator this machine does not have before any input is read."""
+    device = getattr(args, "device", None)
+    if device not in (None, "auto", "cpu"):
+        from .core.device import choose_device
+
+        choose_device(device)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `napari-brain-dl` console script."""
     args = build_parser().parse_args(argv)
@@ -133,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with output_journal() as journal:
         try:
             check_outputs_apart(args)
+            check_device(args)
             return int(args.func(args) or 0)
         except (ValueError, OSError) as exc:  # OSError: missing, existing, unwritable, disk full
             print(f"error: {exc}", file=sys.stderr)

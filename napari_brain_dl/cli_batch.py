@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _fail, _sentence
+from .cli_models import _bad_input_errors, _fail, _sentence, add_device_option
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     b.add_argument("--input-dir", required=True, help="BIDS dataset or one folder per subject")
     b.add_argument("--output-dir", required=True, help="results, one folder per subject, and cohort.csv")
     b.add_argument("--model", help="model id, card or folder (default: the task's own default)")
-    b.add_argument("--device", default="cpu", help="cpu | cuda | auto (per worker)")
+    add_device_option(b, default="cpu", note="; per worker")
     b.add_argument("--target", default="flair", help="synthesize: contrast to synthesise")
     b.add_argument("--contrast", help="skullstrip / parcellate / super-resolve: which scan to use")
     b.add_argument("--spacing", type=float, help="super-resolve: output voxel size in mm")

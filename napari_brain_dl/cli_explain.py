@@ -17,6 +17,7 @@ from .cli_models import (
     _check_outputs,
     _fail,
     _sentence,
+    add_device_option,
     flush_warnings,
     load_scan,
     write_json,
@@ -58,7 +59,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--t1c", help="contrast-enhanced T1 (optional for tumor-present)")
     parser.add_argument("--model", default="tumor-present", help="model id or card (default: tumor-present)")
     parser.add_argument("--json", help="write the result as JSON here")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    add_device_option(parser, default="cpu")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

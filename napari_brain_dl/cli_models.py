@@ -29,6 +29,18 @@ def register(subparsers: Any) -> None:
     lst = msub.add_parser("list", help="list known models (shipped cards and user folders)")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(func=cmd_models_list)
+    add = msub.add_parser("add", help="add a model folder, card or weights file (remembered for this user)")
+    add.add_argument("path", help="folder of cards / weights / model folders, a card, or a weights file")
+    add.add_argument("--trust", action="store_true",
+                     help="also trust its files to run their own code (only if you know their source)")
+    add.set_defaults(func=cmd_models_add)
+    tru = msub.add_parser("trust", help="let a model's pickle or bundle config run its own code")
+    tru.add_argument("model", help="model id, card, weights file or bundle folder")
+    tru.add_argument("--revoke", action="store_true", help="take the trust back")
+    tru.set_defaults(func=cmd_models_trust)
+    rem = msub.add_parser("remove", help="forget a model folder you added (files are not deleted)")
+    rem.add_argument("model", help="model id or the folder you added")
+    rem.set_defaults(func=cmd_models_remove)
 
     strip = subparsers.add_parser("skullstrip", help="brain mask on the scan's own grid")
     strip.add_argument("input", help="scan (NIfTI, MGZ, NRRD or DICOM folder)")
@@ -37,7 +49,7 @@ def register(subparsers: Any) -> None:
         "--model",
         help="mindgrab card, weights file or model folder; default: template registration (no weights)",
     )
-    strip.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    add_device_option(strip)
     strip.add_argument("--overwrite", action="store_true", help="replace an existing output")
     strip.set_defaults(func=cmd_skullstrip)
 
@@ -50,9 +62,27 @@ def register(subparsers: Any) -> None:
         "-o", "--output", required=True, help="output file; several outputs add _<name> before the suffix"
     )
     run.add_argument("--json", help="write provenance (and region volumes) as JSON here")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    add_device_option(run)
     run.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     run.set_defaults(func=cmd_run)
+
+
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+
+
+def device_name(text: str) -> str:
+    """The argparse type of ``--device``: a known name (``cuda:N`` too), refused when parsed."""
+    name = text.strip().lower()
+    base, _, index = name.partition(":")
+    if base not in DEVICE_NAMES or (index and not (base == "cuda" and index.isdigit())):
+        raise argparse.ArgumentTypeError(f"invalid device {text!r}: choose auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
+def add_device_option(parser: argparse.ArgumentParser, default: str = "auto", note: str = "") -> None:
+    """``--device`` for a command that runs a model (its availability is checked before any input is read)."""
+    parser.add_argument("--device", type=device_name, default=default,
+                        help=f"auto | cpu | cuda[:N] | mps (default {default}){note}")
 
 
 def write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> None:
@@ -127,6 +157,57 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print(
             f"{c.id:<22} {c.task:<14} {','.join(c.inputs):<22} {'yes' if c.available else 'no':<10} {c.name}"
         )
+    return 0
+
+
+def cmd_models_add(args: argparse.Namespace) -> int:
+    """``napari-brain-dl models add PATH [--trust]``: remember a folder (a file's own folder)."""
+    from .core.models.registry import default_registry, trust
+
+    registry = default_registry()
+    path = Path(args.path).expanduser()
+    card = None if path.is_dir() else registry.identify(path, remember=True)
+    folder = registry.add_folder(path if path.is_dir() else path.resolve().parent)
+    cards = [card] if card is not None else registry.cards_in(folder)
+    if not cards:
+        registry.remove_folder(folder)
+        raise ValueError(f"{path} holds no model card or recognised weights; nothing was added.")
+    for found in cards:
+        line = f"added {found.id} ({found.name})"
+        if args.trust:
+            line += f", trusted (sha256 {trust(found)[:12]}...)"
+        print(line)
+    return 0
+
+
+def cmd_models_trust(args: argparse.Namespace) -> int:
+    """``napari-brain-dl models trust MODEL [--revoke]``."""
+    from .core.models.registry import resolve_model, trust
+
+    card = resolve_model(args.model)
+    digest = trust(card, trusted=not args.revoke)
+    print(f"{card.id}: {'no longer trusted' if args.revoke else 'trusted'} (sha256 {digest[:12]}...)")
+    return 0
+
+
+def cmd_models_remove(args: argparse.Namespace) -> int:
+    """``napari-brain-dl models remove MODEL``: forget the user folder that holds it."""
+    from .core.models.registry import default_registry
+
+    registry = default_registry()
+    spec = Path(args.model).expanduser()
+    folders = registry.folders()
+    if spec.is_dir() and spec.resolve() in folders:
+        registry.remove_folder(spec)
+        print(f"removed {spec.resolve()} (its files are untouched)")
+        return 0
+    card = registry.identify(args.model)
+    where = card.card_path or card.weights_path
+    owner = next((f for f in folders if where is not None and f in Path(where).resolve().parents), None)
+    if owner is None:
+        raise ValueError(f"{card.id} is not in a folder you added (shipped models cannot be removed).")
+    registry.remove_folder(owner)
+    print(f"removed {owner} with {card.id} (its files are untouched)")
     return 0
 
 

@@ -16,6 +16,7 @@ from .cli_models import (
     _check_outputs,
     _fail,
     _sentence,
+    add_device_option,
     flush_warnings,
     load_scan,
     write_json,
@@ -37,7 +38,7 @@ def register(subparsers: Any) -> None:
     sr.add_argument("--spacing", type=float, default=None, help="output voxel size in mm (default: in-plane)")
     sr.add_argument("--seed", type=int, default=0, help="seed of the self-supervised training")
     sr.add_argument("--json", help="write provenance, grids in/out, seconds and method as JSON here")
-    sr.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    add_device_option(sr)
     sr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     sr.set_defaults(func=cmd_super_resolve)
 

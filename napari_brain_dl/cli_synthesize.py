@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _fail, _sentence, flush_warnings, load_scan, write_json
+from .cli_models import (
+    _bad_input_errors,
+    _fail,
+    _sentence,
+    add_device_option,
+    flush_warnings,
+    load_scan,
+    write_json,
+)
 
 FLAGS = (("t1", "T1"), ("t1c", "T1c"), ("t2", "T2"), ("flair", "FLAIR"))
 
@@ -57,7 +65,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default="auto",
                    help="auto (best own model, else histogram), a model id or card, or histogram (baseline)")
     p.add_argument("--json", help="write provenance (with \"synthetic\": true) as JSON here")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    add_device_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_synthesize, source_order=None)
 

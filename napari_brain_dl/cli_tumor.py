@@ -19,6 +19,7 @@ from .cli_models import (
     _check_outputs,
     _fail,
     _sentence,
+    add_device_option,
     flush_warnings,
     load_scan,
     write_json,
@@ -57,7 +58,7 @@ def _exam_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, help="label file to write (.nii.gz, .nii, .nrrd, .mha)"
     )
     parser.add_argument("--json", help="write volumes (mL) and provenance as JSON here")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    add_device_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 

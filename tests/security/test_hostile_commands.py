@@ -159,7 +159,8 @@ def test_bundle_yaml_with_python_tag_is_one_sentence(tmp_path: Path) -> None:
 def _laughs(levels: int = 12) -> str:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
-    card = ["id: laughs", "name: laughs", "task: segmentation", "inputs: [T1]", "architecture: {type: meshnet}"]
+    card = ["id: laughs", "name: laughs", "task: segmentation", "inputs: [T1]",
+            "architecture: {type: meshnet}"]
     return "\n".join([*card, *lines]) + "\n"
 
 

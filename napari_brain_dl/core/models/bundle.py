@@ -201,7 +201,8 @@ def load_bundle(card: ModelCard, trusted: bool = False) -> tuple[nn.Module, dict
     if problems and not trusted:
         raise UntrustedModelError(
             f"The bundle config {path.name} would run code to build {root!r} ({'; '.join(problems[:3])}); "
-            "refused. Mark the bundle trusted only if you know its source."
+            "refused. Only if you know its source: `napari-brain-dl models trust FOLDER` "
+            "(or Model manager > Trust)."
         )
     pruned = config if trusted else {ref.split("#")[0]: config[ref.split("#")[0]] for ref in ids}
     parser = ConfigParser(pruned)

@@ -197,7 +197,8 @@ def _torch_load(path: Path, trusted: bool) -> Any:
             raise UntrustedModelError(
                 f"{path.name} is a full pickle that would import and run code "
                 f"({', '.join(needed[:4]) or 'unknown'})"
-                "; it was not loaded. Mark the model trusted only if you know its source."
+                "; it was not loaded. Only if you know its source: `napari-brain-dl models trust FILE` "
+                "(or Model manager > Trust)."
             ) from exc
         banned = [g for g in needed if g.startswith(_NEVER_ALLOWED) or g.split(".")[0] in ("eval", "exec")]
         if banned:

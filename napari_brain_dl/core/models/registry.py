@@ -141,11 +141,15 @@ class Registry:
             cards.append(card)
         return cards
 
+    def cards_in(self, folder: str | Path) -> list[ModelCard]:
+        """Cards in one folder and its sub-folders, and weights recognised by sha256 (unreadable skipped)."""
+        return _scan_folder(Path(folder), self)
+
     def cards(self) -> list[ModelCard]:
         """Shipped cards then cards found in user folders (unreadable cards skipped)."""
         cards = {c.id: c for c in self.shipped_cards()}
         for folder in self.folders():
-            for card in _scan_folder(folder, self):
+            for card in self.cards_in(folder):
                 if card.id not in cards or (card.available and not cards[card.id].available):
                     cards[card.id] = card
         return list(cards.values())
