@@ -36,7 +36,6 @@ def test_bad_inputs_exit_2_with_one_sentence(
         ["skullstrip", str(tmp_path / "missing.nii.gz"), str(tmp_path / "o.nii.gz")],
         ["skullstrip", t1, str(tmp_path / "o.txt")],
         ["skullstrip", t1, str(tmp_path / "o.nii.gz"), "--model", str(tmp_path)],
-        ["skullstrip", t1, str(tmp_path / "o.nii.gz"), "--device", "tpu"],
         ["run", "--model", "nope", "--input", t1, "-o", str(tmp_path / "o.nii.gz")],
         [
             "run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,9 @@ def test_card_paths_cannot_escape_its_folder(tmp_path: Path, bad: str) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"task": "astrology"}, "Unknown task"),
+        ({"task": "astrology"}, "task: .astrology. is not one of"),
         ({"inputs": []}, "inputs"),
-        ({"output": {"kind": "poem"}}, "output kind"),
+        ({"output": {"kind": "poem"}}, "output.kind: .poem. is not one of"),
         ({"orientation": "XYZ"}, "orientation"),
         ({"architecture": "meshnet"}, "architecture"),
         ({"preprocessing": [{"shape": 3}]}, "op"),
@@ -83,3 +84,24 @@ def test_shipped_cards_have_hashes_but_no_third_party_weights() -> None:
 def test_labels_from_brainchop_colormap(data_dir: Path) -> None:
     labels = labels_from_colormap(data_dir / "brainchop_models" / "model21_104class" / "colormap.json")
     assert len(labels) == 104 and labels[1].name == "ctx-lh-bankssts" and labels[0].color == (0, 0, 0)
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"postprocesing": [{"op": "argmax"}]}, "unknown field 'postprocesing' (did you mean 'postprocessing'?)"),
+    ({"preprocessing": [{"op": "zscor"}]}, "preprocessing.0.op: 'zscor' is not one of"),
+    ({"postprocessing": [{"op": "argmax"}, {"op": "largest_componnent"}]}, "postprocessing.1.op"),
+    ({"output": {"kind": "lables"}}, "output.kind: 'lables'"),
+])
+def test_misspelt_fields_and_ops_are_refused_by_name(extra: dict, named: str) -> None:
+    base = {"id": "x", "name": "x", "task": "segmentation", "inputs": ["T1"],
+            "architecture": {"type": "meshnet"}}
+    with pytest.raises(CardError) as info:
+        ModelCard.from_dict({**base, **extra})
+    assert named in str(info.value)
+
+
+def test_published_json_schema_is_the_one_the_loader_uses() -> None:
+    from napari_brain_dl.core.models.card_schema import json_schema
+
+    published = Path(__file__).resolve().parents[2] / "docs" / "model-card.schema.json"
+    assert json.loads(published.read_text()) == json_schema(), "regenerate docs/model-card.schema.json"

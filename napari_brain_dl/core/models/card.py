@@ -16,21 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ..config_files import load_config_file
+from .card_schema import Output, Task, check_card_fields
 
-TASKS = (
-    "skullstrip",
-    "segmentation",
-    "parcellation",
-    "tissue",
-    "synthesis",
-    "super_resolution",
-    "classification",
-    "other",
-)
-OUTPUT_KINDS = ("labels", "image", "probabilities")
+TASKS: tuple[str, ...] = get_args(Task)
+OUTPUT_KINDS: tuple[str, ...] = get_args(Output.model_fields["kind"].annotation)
 DEFAULT_INTENDED_USE = "Research only, not for diagnosis."
 
 
@@ -131,6 +123,10 @@ class ModelCard:
         missing = [k for k in ("id", "name", "task", "inputs", "architecture") if k not in data]
         if missing:
             raise CardError(f"The model card lacks the field(s): {', '.join(missing)}.")
+        try:
+            check_card_fields(data)
+        except ValueError as exc:
+            raise CardError(f"The model card has {exc}.") from None
         task = str(data["task"])
         if task not in TASKS:
             raise CardError(f"Unknown task {task!r}; expected one of {', '.join(TASKS)}.")
