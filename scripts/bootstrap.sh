@@ -21,7 +21,7 @@ if ! python -c "import torch" 2>/dev/null; then
     python -m pip install -q torch==2.13.0   # CPU build; a bare "torch" pulls GBs of CUDA wheels
   fi
 fi
-python -m pip install -q -e ".[qt,testing]"
+python -m pip install -q -e ".[all,testing]"
 
 display_packages="xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxkbcommon0
   libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0

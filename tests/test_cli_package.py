@@ -74,3 +74,32 @@ def test_demo_without_qt_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
                         lambda name, *a: None if name in bindings else real(name, *a))
     assert main(["demo"]) == 2
     assert 'pip install "napari-brain-dl[qt]"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("module", "extra"), [("distributed", "batch"), ("cryptography", "batch")])
+def test_batch_without_its_extra_says_how_to_install_it(module: str, extra: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    (tmp_path / "in" / "case_a").mkdir(parents=True)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    code = main(["batch", "--task", "segment", "--input-dir", str(tmp_path / "in"),
+                 "--output-dir", str(tmp_path / "out")])
+    assert code == 2 and f'pip install "napari-brain-dl[{extra}]"' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_dicom_seg_without_its_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import numpy as np
+
+    from napari_brain_dl.core.export import save_dicom_seg
+    from napari_brain_dl.core.extras import MissingExtraError
+    from napari_brain_dl.core.volume import Volume
+
+    monkeypatch.setitem(sys.modules, "highdicom", None)
+    vol = Volume(np.ones((4, 4, 4), np.uint8), np.eye(4), name="x")
+    with pytest.raises(MissingExtraError, match=r'pip install "napari-brain-dl\[dicom-seg\]"'):
+        save_dicom_seg(vol, vol, "seg.dcm", label_names={1: "tumour"})

@@ -194,6 +194,11 @@ def run_batch(
     """
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    from .extras import require
+
+    require("distributed")
+    if processes and not scheduler:
+        require("cryptography")  # TLS credentials of the local cluster
     options = {"device": "cpu", **(options or {})}
     if scheduler is None and workers > 1:
         options.setdefault("torch_threads", max(1, (os.cpu_count() or 1) // workers))

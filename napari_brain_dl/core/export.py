@@ -114,8 +114,10 @@ def save_dicom_seg(labels: Volume, source: Volume, path: str | os.PathLike[str],
         >>> t1 = load("dicom_t1_axial")  # doctest: +SKIP
         >>> save_dicom_seg(seg, t1, "seg.dcm", label_names={1: "tumour"})  # doctest: +SKIP
     """
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+    from .extras import require
+
+    hd = require("highdicom")
+    from pydicom.sr.codedict import codes  # pydicom comes with highdicom
 
     files = source.meta.get("dicom_files")
     if not files:
