@@ -90,3 +90,13 @@ def test_virtualenv_install_lists_the_shipped_models(wheel: Path, tmp_path: Path
     listed = _run(str(venv / "bin" / "napari-brain-dl"), ["models", "list", "--json"], tmp_path, env)
     assert listed.returncode == 0, listed.stderr
     assert {m["id"] for m in json.loads(listed.stdout) if m["available"]} >= SHIPPED
+
+
+def test_manifest_validates_and_requirements_are_consistent() -> None:
+    bin_dir = Path(sys.executable).parent
+    manifest = subprocess.run([str(bin_dir / "npe2"), "validate", "napari-brain-dl"], capture_output=True,
+                              text=True, env=OFFLINE, timeout=300)
+    assert manifest.returncode == 0 and "valid" in manifest.stdout, manifest.stdout + manifest.stderr
+    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, env=OFFLINE,
+                           timeout=300)
+    assert check.returncode == 0, check.stdout
