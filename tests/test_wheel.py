@@ -97,6 +97,6 @@ def test_manifest_validates_and_requirements_are_consistent() -> None:
     manifest = subprocess.run([str(bin_dir / "npe2"), "validate", "napari-brain-dl"], capture_output=True,
                               text=True, env=OFFLINE, timeout=300)
     assert manifest.returncode == 0 and "valid" in manifest.stdout, manifest.stdout + manifest.stderr
-    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, env=OFFLINE,
-                           timeout=300)
+    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True,
+                           env=OFFLINE, timeout=300)
     assert check.returncode == 0, check.stdout
