@@ -1,7 +1,9 @@
 """`napari-brain-dl`: the headless twin of every dock widget.
 
-Each subcommand calls the same core function its widget calls. Bad input ends
-with one sentence on stderr and exit code 2; outputs are written atomically and
+Each subcommand calls the same core function its widget calls. Exit codes: 0 done,
+1 finished with failed subjects (batch) or differing outputs (rerun), 2 usage error
+(argparse), 3 bad input (one sentence on stderr, nothing written), 4 the computation
+failed (memory, device, library), 130 interrupted. Outputs are written atomically and
 never replace an existing file without --overwrite.
 """
 
@@ -24,10 +26,10 @@ from . import (
     cli_synthesize,
     cli_tumor,
 )
+from .cli_models import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME
 from .core import output_rules
 from .core.output_rules import output_journal
 
-EXIT_BAD_INPUT = 2
 OUTPUT_DESTS = ("output", "json", "uncertainty", "pdf", "output_dir")  # options naming what a command writes
 OUTPUT_FOLDERS = ("output_dir",)
 SIDECAR_DESTS = ("output", "uncertainty")  # results that get a provenance sidecar beside them
@@ -156,14 +158,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:  # no result may stay without its provenance sidecar
-            removed = journal.roll_back()
-            what = f"the files written so far were removed ({', '.join(map(str, removed))})" if removed else (
-                "nothing was written")
-            print(f"error: interrupted; {what}.", file=sys.stderr)
-            return 130
+            print(f"error: interrupted; {_rolled_back(journal)}.", file=sys.stderr)
+            return EXIT_INTERRUPTED
         except MemoryError:
-            print("error: not enough memory for this input.", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            print(f"error: not enough memory for this input; {_rolled_back(journal)}.", file=sys.stderr)
+            return EXIT_RUNTIME
+        except RuntimeError as exc:  # torch, ITK or another library failed while computing
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            print(f"error: the computation failed ({first}); {_rolled_back(journal)}.", file=sys.stderr)
+            return EXIT_RUNTIME
+
+
+def _rolled_back(journal: output_rules.OutputJournal) -> str:
+    """Remove what the failed command wrote so far and say so."""
+    removed = journal.roll_back()
+    if not removed:
+        return "nothing was written"
+    return f"the files written so far were removed ({', '.join(map(str, removed))})"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,7 @@
 
 ``batch`` prints a progress line per finished subject on stderr and the CSV path at the end;
 exit code 0 when every subject succeeded, 1 when some failed (their reasons are in the CSV),
-2 for bad input. ``open-subject COHORT.csv ID`` opens that subject's scans and results in napari.
+3 for bad input. ``open-subject COHORT.csv ID`` opens that subject's scans and results in napari.
 """
 
 from __future__ import annotations

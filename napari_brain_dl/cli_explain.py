@@ -3,7 +3,7 @@
 ``classify`` prints the class probabilities (temperature-calibrated as the card says);
 ``explain`` writes a heatmap on FLAIR's grid (its shape and affine) and, with ``--json``,
 the prediction, every check's numbers and verdict, the forward passes used and seconds.
-Exit codes as in `cli_models`: 0 success, 2 bad input (one sentence on stderr, nothing written).
+Exit codes as in `cli_models`: 0 success, 3 bad input (one sentence on stderr, nothing written).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Command-line subcommands for the model engine: ``models list``, ``skullstrip``, ``run``.
 
-The lead's ``cli.py`` calls `register(subparsers)`; each handler returns an
-exit code: 0 success, 2 bad input (one clear sentence on stderr, nothing
-written), 1 unexpected failure. Outputs are written atomically by `io.save`.
+``cli.py`` calls `register(subparsers)`; each handler returns an exit code (the
+``EXIT_*`` constants below, documented in ``cli.py``). Outputs are written atomically
+by `io.save`.
 """
 
 from __future__ import annotations
@@ -94,7 +94,14 @@ def write_json(path: str | None, report: dict[str, Any], overwrite: bool) -> Non
             tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
 
 
-def _fail(message: str, code: int = 2) -> int:
+EXIT_SOME_FAILED = 1  # finished, but a subject failed (batch) or a re-run output differs (rerun)
+EXIT_USAGE = 2  # argparse: unknown option, missing argument, invalid choice or device name
+EXIT_BAD_INPUT = 3  # a file, model or option value refused: one sentence, nothing written
+EXIT_RUNTIME = 4  # the computation failed (out of memory, a device or library error)
+EXIT_INTERRUPTED = 130  # Ctrl-C: what was written so far is removed
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     _PENDING.clear()
     sys.stderr.write(f"napari-brain-dl: {message}\n")
     return code

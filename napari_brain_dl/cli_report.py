@@ -1,6 +1,6 @@
 """Command-line subcommands ``rerun`` (a result from its sidecar alone) and ``report`` (HTML/PDF per exam).
 
-Exit codes as in `cli_models`: 0 success, 2 bad input (one sentence on stderr), 1 when a
+Exit codes as in `cli_models`: 0 success, 3 bad input (one sentence on stderr), 1 when a
 re-run finished but an output differs from the recorded one.
 """
 

@@ -1,7 +1,7 @@
 """Command-line subcommand ``super-resolve``: thick-slice scan -> isotropic volume.
 
 Exit codes as in `cli_models`: 0 success (also when the scan is already isotropic: the reason
-is printed and nothing is written), 2 bad input (one sentence on stderr, nothing written).
+is printed and nothing is written), 3 bad input (one sentence on stderr, nothing written).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ e.g. ``--t1c a --t1 b`` -> a's grid). It is NIfTI only and its name must end wit
 (nothing is renamed silently). The file's header says SYNTHETIC (description and intent name);
 ``--json`` and the provenance sidecar (OUT.json, as every command writes) hold
 ``"synthetic": true`` and the provenance. Exit codes as in `cli_models`:
-0 success, 2 bad input (one sentence on stderr, nothing written).
+0 success, 3 bad input (one sentence on stderr, nothing written).
 """
 
 from __future__ import annotations

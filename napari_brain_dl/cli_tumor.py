@@ -1,7 +1,7 @@
 """Command-line subcommands for tumours: ``segment`` and ``click-segment``.
 
 Both write labels on FLAIR's grid (FLAIR's shape and affine) and, with ``--json``,
-volumes in mL and provenance. Exit codes as in `cli_models`: 0 success, 2 bad input
+volumes in mL and provenance. Exit codes as in `cli_models`: 0 success, 3 bad input
 (one sentence on stderr, nothing written).
 """
 

@@ -33,7 +33,7 @@ def test_convert_nifti_and_refuse_overwrite(data_dir: Path, tmp_path: Path,
     assert np.array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj))
     np.testing.assert_allclose(a.affine, b.affine, atol=1e-5)
     stamp = out.stat().st_mtime_ns
-    assert main(["convert", str(source), str(out)]) == 2
+    assert main(["convert", str(source), str(out)]) == 3
     assert "--overwrite" in capsys.readouterr().err
     assert out.stat().st_mtime_ns == stamp
     assert main(["convert", str(source), str(out), "--overwrite"]) == 0
@@ -57,11 +57,11 @@ def test_bad_input_exits_2_with_one_sentence(tmp_path: Path) -> None:
     bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
     result = subprocess.run([sys.executable, "-m", "napari_brain_dl.cli", "info", str(bad)],
                             capture_output=True, text=True)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stderr.startswith("error: ") and "scan.nii.gz" in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     missing = subprocess.run([sys.executable, "-m", "napari_brain_dl.cli", "convert",
                               str(tmp_path / "nope.nii"), str(tmp_path / "out.nii.gz")],
                              capture_output=True, text=True)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert missing.returncode == 3 and "does not exist" in missing.stderr
     assert not (tmp_path / "out.nii.gz").exists()

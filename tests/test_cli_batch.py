@@ -80,12 +80,12 @@ def test_batch_on_scheduler_address_resumes_and_isolates_failure(
 
 def test_batch_and_open_subject_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["batch", "--task", "segment", "--input-dir", str(tmp_path / "nope"),
-                 "--output-dir", str(tmp_path / "out")]) == 2
+                 "--output-dir", str(tmp_path / "out")]) == 3
     assert "does not exist" in capsys.readouterr().err
     assert main(["batch", "--task", "segment", "--input-dir", str(tmp_path), "--output-dir",
-                 str(tmp_path / "out"), "--workers", "0"]) == 2
+                 str(tmp_path / "out"), "--workers", "0"]) == 3
     (tmp_path / "c.csv").write_text("id,subject,inputs\nx,x,/a.nii.gz\n")
-    assert main(["open-subject", str(tmp_path / "c.csv"), "y"]) == 2
+    assert main(["open-subject", str(tmp_path / "c.csv"), "y"]) == 3
     assert "not in" in capsys.readouterr().err
 
 

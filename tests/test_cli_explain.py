@@ -66,7 +66,7 @@ def test_explain_writes_heatmap_on_flair_grid_and_checks(
         assert isinstance(data["checks"][name]["value"], float) and data["checks"][name]["sentence"]
     assert data["forward_passes"] > 0 and data["seconds"] > 0
     # an existing output is never replaced without --overwrite
-    assert main(["explain", "--flair", case["flair"], "-o", str(out), "--no-checks"]) == 2
+    assert main(["explain", "--flair", case["flair"], "-o", str(out), "--no-checks"]) == 3
     assert "already exists" in capsys.readouterr().err
 
 
@@ -83,7 +83,7 @@ def test_explain_bad_input_is_one_sentence(
     out = tmp_path / "heat.nii.gz"
     code = main(["explain", "--flair", case["flair"], "-o", str(out), "--no-checks", *extra])
     err = capsys.readouterr().err
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 3 and message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -112,4 +112,4 @@ def test_explain_segmentation_model_without_region(
     out = tmp_path / "h.nii.gz"
     code = main(["explain", "--flair", case["flair"], "--model", str(tmp_path / "seg.yaml"), "-o", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "segmentation model, not a classifier" in err and not out.exists()
+    assert code == 3 and "segmentation model, not a classifier" in err and not out.exists()

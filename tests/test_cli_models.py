@@ -28,7 +28,7 @@ def test_models_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "mindgrab" in capsys.readouterr().out
 
 
-def test_bad_inputs_exit_2_with_one_sentence(
+def test_bad_inputs_exit_3_with_one_sentence(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     t1 = str(data_dir / "brainchop_models" / "t1_crop.nii.gz")
@@ -48,7 +48,7 @@ def test_bad_inputs_exit_2_with_one_sentence(
         ],
     ]
     for argv in cases:
-        assert cli(argv) == 2, argv
+        assert cli(argv) == 3, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("napari-brain-dl: ") and "\n" not in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
@@ -60,7 +60,7 @@ def test_existing_output_needs_overwrite(
     out = tmp_path / "mask.nii.gz"
     out.write_bytes(b"keep me")
     t1 = str(data_dir / "brats_gli_00001" / "t1n.nii.gz")
-    assert cli(["skullstrip", t1, str(out)]) == 2
+    assert cli(["skullstrip", t1, str(out)]) == 3
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep me"
 
 

@@ -37,7 +37,7 @@ def test_models_add_trust_and_remove(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["models", "trust", "my-pickle", "--revoke"]) == 0 and not trusted_hashes()
     assert main(["models", "remove", "my-pickle"]) == 0
     assert folder.resolve() not in default_registry().folders() and (folder / "net.pt").is_file()
-    assert main(["models", "remove", "brats-tumor-seg"]) == 2
+    assert main(["models", "remove", "brats-tumor-seg"]) == 3
     assert "shipped models cannot be removed" in capsys.readouterr().err
 
 
@@ -47,7 +47,7 @@ def test_models_add_with_trust_and_an_empty_folder(tmp_path: Path,
     assert main(["models", "add", str(folder / "mine.json"), "--trust"]) == 0
     assert "trusted" in capsys.readouterr().out and len(trusted_hashes()) == 1
     (tmp_path / "empty").mkdir()
-    assert main(["models", "add", str(tmp_path / "empty")]) == 2
+    assert main(["models", "add", str(tmp_path / "empty")]) == 3
     assert "nothing was added" in capsys.readouterr().err
     assert (tmp_path / "empty").resolve() not in default_registry().folders()
 
@@ -63,7 +63,7 @@ def test_missing_accelerator_refused_before_inputs_are_read(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     missing = str(tmp_path / "not_there.nii.gz")
     assert main(["segment", "--flair", missing, "--t1c", missing, "-o", str(tmp_path / "o.nii.gz"),
-                 "--device", "cuda"]) == 2
+                 "--device", "cuda"]) == 3
     assert "no CUDA GPU" in capsys.readouterr().err
 
 
@@ -72,7 +72,7 @@ def test_demo_without_qt_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
     real, bindings = importlib.util.find_spec, ("PyQt6", "PySide6", "PyQt5", "PySide2")
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in bindings else real(name, *a))
-    assert main(["demo"]) == 2
+    assert main(["demo"]) == 3
     assert 'pip install "napari-brain-dl[qt]"' in capsys.readouterr().err
 
 
@@ -86,7 +86,7 @@ def test_batch_without_its_extra_says_how_to_install_it(module: str, extra: str,
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
     code = main(["batch", "--task", "segment", "--input-dir", str(tmp_path / "in"),
                  "--output-dir", str(tmp_path / "out")])
-    assert code == 2 and f'pip install "napari-brain-dl[{extra}]"' in capsys.readouterr().err
+    assert code == 3 and f'pip install "napari-brain-dl[{extra}]"' in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

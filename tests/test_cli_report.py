@@ -32,10 +32,10 @@ def test_report_cli(exam: dict[str, str], tmp_path: Path, capsys: pytest.Capture
     assert main(args) == 0, capsys.readouterr().err
     assert "Research use only" in html.read_text() and pdf.read_bytes().startswith(b"%PDF")
     before = html.read_bytes()
-    assert main(args) == 2 and html.read_bytes() == before  # never replaced without --overwrite
+    assert main(args) == 3 and html.read_bytes() == before  # never replaced without --overwrite
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
-    assert main(["report", "--scan", exam["flair"], "-o", str(tmp_path / "x.html")]) == 2
+    assert main(["report", "--scan", exam["flair"], "-o", str(tmp_path / "x.html")]) == 3
     assert "NAME=FILE" in capsys.readouterr().err and not (tmp_path / "x.html").exists()
 
 
@@ -51,4 +51,4 @@ def test_report_volumes_over_time_from_a_cohort_csv(exam: dict[str, str], tmp_pa
     assert "Volumes over time" in text and "120.25" in text and "80.50" in text
     assert text.index("ses-1") < text.index("ses-2") and "ses-3" not in text
     assert main(["report", "--scan", f"FLAIR={exam['flair']}", "--cohort", str(csv), "--subject", "sub-9",
-                 "-o", str(tmp_path / "x.html")]) == 2
+                 "-o", str(tmp_path / "x.html")]) == 3

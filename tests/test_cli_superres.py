@@ -1,4 +1,4 @@
-"""`super-resolve`: isotropic output with JSON, 'nothing to do' exits 0, bad input exits 2."""
+"""`super-resolve`: isotropic output with JSON, 'nothing to do' exits 0, bad input exits 3."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_bspline_writes_isotropic_volume_and_json(tmp_path: Path, capsys: pytest
     assert info["provenance"]["slice_thickness_mm"] == pytest.approx(2.7, abs=1e-3)
     assert "0.900 mm isotropic" in capsys.readouterr().out
     # no silent overwrite
-    assert main(["super-resolve", str(src), str(out), "--method", "bspline"]) == 2
+    assert main(["super-resolve", str(src), str(out), "--method", "bspline"]) == 3
     assert "already exists" in capsys.readouterr().err
 
 
@@ -73,12 +73,12 @@ def test_isotropic_scan_exits_0_and_writes_nothing(
     ("extra", "message"),
     [(["--spacing", "0"], "positive"), (["--spacing", "50"], "not finer"), (["--method", "nope"], "Unknown")],
 )
-def test_bad_requests_exit_2_with_one_sentence(
+def test_bad_requests_exit_3_with_one_sentence(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
     src = _scan(tmp_path / "thick.nii.gz", (1.0, 1.0, 3.0))
     out = tmp_path / "out.nii.gz"
-    assert main(["super-resolve", str(src), str(out), *extra]) == 2
+    assert main(["super-resolve", str(src), str(out), *extra]) == 3
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
@@ -87,5 +87,5 @@ def test_bad_requests_exit_2_with_one_sentence(
 def test_2d_image_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "slice.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((32, 32), np.float32), np.eye(4)), str(path))
-    assert main(["super-resolve", str(path), str(tmp_path / "o.nii.gz")]) == 2
+    assert main(["super-resolve", str(path), str(tmp_path / "o.nii.gz")]) == 3
     assert "2D" in capsys.readouterr().err

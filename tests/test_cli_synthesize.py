@@ -88,7 +88,7 @@ def test_bad_input_one_sentence_nothing_written(
     before = set(tmp_path.iterdir())
     args = [extra.get(a, str(tmp_path / a) if a.startswith("x") else a) for a in args]
     code, _, err = _run([*args, "--json", str(tmp_path / "r.json")], capsys)
-    assert code == 2
+    assert code == 3
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert set(tmp_path.iterdir()) == before
 
@@ -100,4 +100,4 @@ def test_refuses_to_overwrite(
     out.write_bytes(b"keep")
     code, _, err = _run(["--t1c", exam["t1c"], "--target", "flair", "--model", "histogram", "-o", str(out)],
                         capsys)
-    assert code == 2 and "--overwrite" in err and out.read_bytes() == b"keep"
+    assert code == 3 and "--overwrite" in err and out.read_bytes() == b"keep"

@@ -102,7 +102,7 @@ def test_segment_bad_input_one_sentence_nothing_written(
         ]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and err.endswith("."), err
+    assert code == 3 and len(err.splitlines()) == 1 and err.endswith("."), err
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "u.nii.gz").exists()
     if case == "exists":
         assert out.read_bytes() == b"keep me"
@@ -118,6 +118,6 @@ def test_click_segment_bad_click_is_one_sentence(
         ["click-segment", "--flair", gli["flair"], "--t1c", gli["t1c"], "--fg", "500,10,10", "-o", str(out)]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and not out.exists(), err
+    assert code == 3 and len(err.splitlines()) == 1 and not out.exists(), err
     with pytest.raises(SystemExit):
         main(["click-segment", "--flair", gli["flair"], "--t1c", gli["t1c"], "--fg", "1,2", "-o", str(out)])

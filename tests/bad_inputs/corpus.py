@@ -3,7 +3,7 @@
 `build_corpus(folder)` writes one small file (or DICOM folder) per case and returns the cases.
 Each `Case` says what the product must do with it:
 
-- ``refuse``: exit code 2 (a notification in napari) and one sentence naming the file;
+- ``refuse``: exit code 3 (a notification in napari) and one sentence naming the file;
 - ``warn``: accepted, with a sentence about the problem (NaN voxels, conflicting headers);
 - ``accept``: a valid if unusual scan (int8, float64, an oblique or flipped affine).
 

@@ -1,6 +1,6 @@
 """Every CLI subcommand that reads a scan, against every case of the bad-input corpus.
 
-A refused case must exit 2 with exactly one error sentence that names the file, leave no file
+A refused case must exit 3 with exactly one error sentence that names the file, leave no file
 behind and print no traceback; an accepted one exits 0 (a warned one says why). Commands whose
 accepted runs take seconds (real networks) get the refusals and the control only;
 the accepted dtype / geometry cases run on the fast commands. The table of outcomes is printed at
@@ -46,12 +46,12 @@ def check_case(command: str, case: Case, good: Path, cards: dict[str, str], out:
     message = result.message
     left = [p.name for p in result.files]
     problems = []
-    if result.code not in (0, 2) or "Traceback" in result.err:
+    if result.code not in (0, 3) or "Traceback" in result.err:
         problems.append(f"crashed (exit {result.code}): {result.err.strip().splitlines()[-1:]}")
         outcome = "CRASH"
     elif expect == "refuse":
-        outcome = "refused" if result.code == 2 else "ACCEPTED"
-        if result.code != 2:
+        outcome = "refused" if result.code == 3 else "ACCEPTED"
+        if result.code != 3:
             problems.append("was accepted")
         elif len(result.error_lines) != 1:
             problems.append(f"{len(result.error_lines)} error lines")

@@ -51,9 +51,9 @@ def test_existing_target_is_never_replaced(command: str, inputs: Any, tmp_path: 
     target.write_bytes(b"keep me")
     result = run_cli(_argv(command, inputs, tmp_path), tmp_path)
     message = result.message
-    ROWS.append(("target file already exists", command, "refused" if result.code == 2 else "ACCEPTED",
+    ROWS.append(("target file already exists", command, "refused" if result.code == 3 else "ACCEPTED",
                  message.replace(str(tmp_path) + "/", "")[:150]))
-    assert result.code == 2 and len(result.error_lines) == 1 and "already exists" in message
+    assert result.code == 3 and len(result.error_lines) == 1 and "already exists" in message
     assert target.name in message and target.read_bytes() == b"keep me"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
@@ -76,9 +76,9 @@ def test_read_only_folder(command: str, inputs: Any, tmp_path: Path, monkeypatch
     finally:
         folder.chmod(0o755)
     message = result.message
-    ROWS.append(("read-only output folder", command, "refused" if result.code == 2 else "ACCEPTED",
+    ROWS.append(("read-only output folder", command, "refused" if result.code == 3 else "ACCEPTED",
                  message.replace(str(tmp_path) + "/", "")[:150]))
-    assert result.code == 2 and len(result.error_lines) == 1, result.err
+    assert result.code == 3 and len(result.error_lines) == 1, result.err
     assert "not writable" in message and "readonly" in message
     assert list(folder.iterdir()) == []
 
@@ -97,8 +97,8 @@ def test_full_disk_leaves_nothing(command: str, inputs: Any, tmp_path: Path,
     monkeypatch.setattr(nib, "save", full_disk)
     result = run_cli(_argv(command, inputs, tmp_path), tmp_path)
     message = result.message
-    ROWS.append(("disk full while writing", command, "refused" if result.code == 2 else "ACCEPTED",
+    ROWS.append(("disk full while writing", command, "refused" if result.code == 3 else "ACCEPTED",
                  message.replace(str(tmp_path) + "/", "")[:150]))
-    assert result.code == 2 and len(result.error_lines) == 1, result.err
+    assert result.code == 3 and len(result.error_lines) == 1, result.err
     assert "no space left" in message.lower() and WRITERS[command] in message
     assert list(tmp_path.iterdir()) == []  # no partial output, no temporary file, no sidecar

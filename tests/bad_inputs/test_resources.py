@@ -38,9 +38,9 @@ def test_voxel_limit_refuses_before_reading(scans: dict[str, Path], name: str, t
 
         args = ["--series", max(list_series(path).items(), key=lambda item: len(item[1]))[0]]
     result = run_cli(["convert", str(path), str(tmp_path / "o.nii.gz"), *args], tmp_path)
-    ROWS.append((f"volume over {io.MAX_VOXELS_ENV}", "convert", "refused" if result.code == 2 else "ACCEPTED",
+    ROWS.append((f"volume over {io.MAX_VOXELS_ENV}", "convert", "refused" if result.code == 3 else "ACCEPTED",
                  result.message.replace(str(path.parent) + "/", "")[:150]))
-    assert result.code == 2 and io.MAX_VOXELS_ENV in result.message and path.name in result.message
+    assert result.code == 3 and io.MAX_VOXELS_ENV in result.message and path.name in result.message
     assert "11,520 voxels" in result.message and not result.files
     monkeypatch.setenv(io.MAX_VOXELS_ENV, "100000")
     assert run_cli(["convert", str(path), str(tmp_path / "o.nii.gz"), *args], tmp_path).code == 0
@@ -77,9 +77,9 @@ def test_run_that_cannot_fit_is_refused_with_the_numbers(scans: dict[str, Path],
     out = tmp_path / "out"
     result = run_cli(["run", "--model", card, "--input", str(scans["good_t1.nii.gz"]), "-o",
                       str(out / "o.nii.gz"), "--device", "cpu"], out)
-    ROWS.append(("model run larger than free memory", "run", "refused" if result.code == 2 else "ACCEPTED",
+    ROWS.append(("model run larger than free memory", "run", "refused" if result.code == 3 else "ACCEPTED",
                  result.message[:150]))
-    assert result.code == 2 and "needs about" in result.message and "KiB free" in result.message
+    assert result.code == 3 and "needs about" in result.message and "KiB free" in result.message
     assert "24 x 24 x 20" in result.message and not result.files
 
 

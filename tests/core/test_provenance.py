@@ -63,7 +63,7 @@ def test_segment_writes_sidecar_and_rerun_reproduces_it(exam: dict[str, str], tm
 
     # the CLI twin says identical, exit 0; the original is never replaced without --overwrite
     assert main(["rerun", str(side), "--output-dir", str(tmp_path / "run3")]) == 0
-    assert main(["rerun", str(side)]) == 2
+    assert main(["rerun", str(side)]) == 3
 
 
 def io_sha(path: str | Path) -> str:
@@ -82,14 +82,14 @@ def test_rerun_refuses_changed_input(exam: dict[str, str], tmp_path: Path, rule_
     io.save(vol.with_data(np.asarray(vol.data) + 1), copy, overwrite=True)
     with pytest.raises(ValueError, match="changed"):
         rerun(sidecar_path(out), tmp_path / "again")
-    assert main(["rerun", str(sidecar_path(out)), "--output-dir", str(tmp_path / "again")]) == 2
+    assert main(["rerun", str(sidecar_path(out)), "--output-dir", str(tmp_path / "again")]) == 3
 
 
 def test_existing_sidecar_is_never_replaced_silently(exam: dict[str, str], tmp_path: Path,
                                                      rule_card: str) -> None:
     out = tmp_path / "tumor.nii.gz"
     sidecar_path(out).write_text("{}")
-    assert _segment(exam, out, rule_card) == 2 and not out.exists()
+    assert _segment(exam, out, rule_card) == 3 and not out.exists()
     assert json.loads(sidecar_path(out).read_text()) == {}
     with pytest.raises(FileExistsError):
         write_sidecar(out, {"schema": "x"})

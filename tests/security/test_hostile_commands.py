@@ -65,7 +65,7 @@ def test_batch_output_dir_never_overlaps_the_input(cohort: Path, rule_card: str,
     code = main(["batch", "--task", "segment", "--input-dir", str(inp), "--output-dir", str(out),
                  "--model", rule_card])
     err = capsys.readouterr().err
-    assert code == 2 and "input" in err and "Nothing was run" in err
+    assert code == 3 and "input" in err and "Nothing was run" in err
     assert _digest(cohort) == before and not (cohort / "results").exists()
 
 
@@ -76,7 +76,7 @@ def test_batch_refuses_a_folder_it_did_not_make(cohort: Path, rule_card: str, tm
     (out / "case_a" / "notes.txt").write_text("a colleague's notes")
     code = main(["batch", "--task", "segment", "--input-dir", str(cohort), "--output-dir", str(out),
                  "--model", rule_card])
-    assert code == 2 and "batch did not write" in capsys.readouterr().err
+    assert code == 3 and "batch did not write" in capsys.readouterr().err
     assert (out / "case_a" / "notes.txt").read_text() == "a colleague's notes"
     assert not (out / MARKER).exists()
 
@@ -179,7 +179,7 @@ def test_billion_laughs_card_is_refused_by_card_listing_and_run(tmp_path: Path,
     scan = tmp_path / "t1.nii.gz"
     io.save(toy_head(shape=(20, 20, 20)), scan)
     code = main(["run", "--model", str(card), "--input", str(scan), "-o", str(tmp_path / "o.nii.gz")])
-    assert code == 2 and "aliases are not accepted" in capsys.readouterr().err
+    assert code == 3 and "aliases are not accepted" in capsys.readouterr().err
 
 
 # -- 3: rerun distrusts its sidecar ------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_rerun_refuses_commands_that_write_no_sidecar(tmp_path: Path,
     }
     for name, record in cases.items():
         sidecar = _sidecar(tmp_path / ("loop.json" if name == "rerun" else f"{name}.json"), **record)
-        assert main(["rerun", str(sidecar)]) == 2
+        assert main(["rerun", str(sidecar)]) == 3
         assert "rerun does not run" in capsys.readouterr().err
     assert victim.read_text() == "months of work"
 
@@ -219,15 +219,15 @@ def test_rerun_never_takes_overwrite_or_outputs_elsewhere_from_the_sidecar(
     inputs = {"input": {"path": str(scan), "sha256": digest}}
     far = _sidecar(tmp_path / "in" / "far.nii.gz.json", inputs=inputs, output_options=["output"],
                    options={"input": str(scan), "output": str(victim), "overwrite": True})
-    assert main(["rerun", str(far)]) == 2 and "outside its own folder" in capsys.readouterr().err
+    assert main(["rerun", str(far)]) == 3 and "outside its own folder" in capsys.readouterr().err
     here = tmp_path / "in" / "here.nii.gz"
     here.write_bytes(b"earlier result")
     near = _sidecar(tmp_path / "in" / "here.nii.gz.json", inputs=inputs, output_options=["output"],
                     options={"input": str(scan), "output": str(here), "overwrite": True})
-    assert main(["rerun", str(near)]) == 2 and "already exists" in capsys.readouterr().err
+    assert main(["rerun", str(near)]) == 3 and "already exists" in capsys.readouterr().err
     assert victim.read_bytes() == b"precious" and here.read_bytes() == b"earlier result"
     no_inputs = _sidecar(tmp_path / "in" / "x.json", options={"output": str(here)})
-    assert main(["rerun", str(no_inputs)]) == 2 and "no input files" in capsys.readouterr().err
+    assert main(["rerun", str(no_inputs)]) == 3 and "no input files" in capsys.readouterr().err
 
 
 # -- 4: the local cluster authenticates ---------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_segment_output_may_not_be_an_input(exam: dict[str, Path], rule_card: st
     before = exam["flair"].read_bytes()
     code = main(["segment", "--flair", str(exam["flair"]), "--t1c", str(exam["t1c"]), "--model", rule_card,
                  "-o", str(exam["flair"]), "--overwrite"])
-    assert code == 2 and "is the input" in capsys.readouterr().err
+    assert code == 3 and "is the input" in capsys.readouterr().err
     assert exam["flair"].read_bytes() == before
 
 
@@ -292,7 +292,7 @@ def test_json_equal_to_output_is_refused_before_any_compute(exam: dict[str, Path
     for json_path in (out, Path(f"{out}.json")):  # the output itself, or its provenance sidecar
         code = main(["segment", "--flair", str(exam["flair"]), "--t1c", str(exam["t1c"]),
                      "--model", rule_card, "-o", str(out), "--json", str(json_path)])
-        assert code == 2 and "choose two names" in capsys.readouterr().err
+        assert code == 3 and "choose two names" in capsys.readouterr().err
     assert not list(tmp_path.glob("seg*"))
 
 

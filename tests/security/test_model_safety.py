@@ -89,7 +89,7 @@ def test_a_card_cannot_trust_itself(tmp_path: Path) -> None:
     assert not marker.exists()
     out = tmp_path / "out.nii.gz"
     code = main(["run", "--model", str(tmp_path / "card.yaml"), "--input", _scan(tmp_path), "-o", str(out)])
-    assert code == 2 and not marker.exists() and not out.exists()
+    assert code == 3 and not marker.exists() and not out.exists()
     registry.trust(tmp_path / "w.pth")  # the user's decision, stored in the user folder, does count
     with pytest.raises(Exception, match=r"holds no tensors|do not match"):
         load_model(card)
@@ -104,7 +104,7 @@ def test_hostile_bundle_refused_on_the_command_line_and_never_run(
     out = tmp_path / "o.nii.gz"
     code = main(["run", "--model", str(bundle), "--input", _scan(tmp_path), "-o", str(out)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "would run code" in err and len(err.splitlines()) == 1
+    assert code == 3 and "would run code" in err and len(err.splitlines()) == 1
     assert not marker.exists() and not out.exists()
     registry.default_registry().add_folder(tmp_path)  # listing a folder holding it runs nothing either
     assert main(["models", "list", "--json"]) == 0
@@ -136,7 +136,7 @@ def test_card_paths_cannot_escape_by_any_field(
     with pytest.raises(CardError, match="leaves the card's folder"):
         ModelCard.from_file(card)
     out = tmp_path / "o.nii.gz"
-    assert main(["run", "--model", str(card), "--input", _scan(tmp_path), "-o", str(out)]) == 2
+    assert main(["run", "--model", str(card), "--input", _scan(tmp_path), "-o", str(out)]) == 3
     err = capsys.readouterr().err
     assert "leaves the card's folder" in err and not out.exists()
 
