@@ -191,23 +191,25 @@ def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:
     import SimpleITK as sitk
 
     from .dicom import volume_from_sitk
+    from .headers import check_external_data, itk_reason
 
+    check_external_data(path)
     try:
         info = sitk.ImageFileReader()
         info.SetFileName(str(path))
         info.ReadImageInformation()
-        check_fits_in_memory(path, tuple(info.GetSize())[:3], np.float32)
+        size = tuple(int(n) for n in info.GetSize())
+        if info.GetDimension() not in (3, 4):
+            raise ImageReadError(f"{path} is a {info.GetDimension()}D image; a 3D volume is needed.")
+        if info.GetNumberOfComponents() > 1:
+            raise ImageReadError(f"{path} holds vector or colour voxels; a scalar 3D volume is needed.")
+        index = _check_shape(path, size, volume_index)
+        check_fits_in_memory(path, size[:3], np.float32)
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise ImageReadError(f"{path} could not be read as an image ({str(exc).splitlines()[0]}).") from exc
-    if image.GetNumberOfComponentsPerPixel() > 1:
-        raise ImageReadError(f"{path} holds vector or colour voxels; a scalar 3D volume is needed.")
+        raise ImageReadError(f"{path} could not be read as an image ({itk_reason(exc)}).") from exc
     if image.GetDimension() == 4:
-        size = image.GetSize()
-        index = _check_shape(path, tuple(size), volume_index)
         image = image[:, :, :, index or 0]
-    elif image.GetDimension() != 3:
-        raise ImageReadError(f"{path} is a {image.GetDimension()}D image; a 3D volume is needed.")
     return volume_from_sitk(image, name=contrast_stem(path),
                             meta={"path": str(path.resolve()), "format": "SimpleITK"})
 
