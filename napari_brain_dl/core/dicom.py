@@ -21,6 +21,11 @@ SERIES_TAGS = {
     "0018|0050": "slice_thickness",
     "0008|0070": "manufacturer",
 }
+#: Slice gaps may differ from the usual step by this many mm, or this fraction of it (the larger).
+GAP_TOLERANCE_MM = 0.01
+GAP_TOLERANCE_FRACTION = 0.01
+#: Largest difference between direction cosines of two slices of one series.
+ORIENTATION_TOLERANCE = 1e-3
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -130,28 +135,48 @@ def _describe(file_name: str) -> str:
 
 
 def _check_slice_positions(folder: Path, files: list[str]) -> None:
-    """Refuse series with missing or duplicated slices (uneven slice positions)."""
+    """Refuse a series whose slices do not make one regular grid.
+
+    Refused: two slices at one position (duplicated), a gap over 1.5 times the usual step
+    (missing slices), any other gap differing from the usual step by more than
+    `GAP_TOLERANCE_MM` or `GAP_TOLERANCE_FRACTION` of it, whichever is larger (uneven spacing),
+    and slices whose row / column directions differ by more than `ORIENTATION_TOLERANCE`
+    (mixed orientations). ITK would stack such slices at an averaged spacing, placing them wrongly.
+    """
     import SimpleITK as sitk
 
+    from .headers import itk_reason
     from .io import ImageReadError
 
-    positions, normal = [], None
+    positions, directions = [], []
     reader = sitk.ImageFileReader()
     for name in files:
         reader.SetFileName(name)
         try:
             reader.ReadImageInformation()
         except RuntimeError as exc:
-            raise ImageReadError(f"{name} is not a readable DICOM file.") from exc
-        if normal is None:
-            d = np.asarray(reader.GetDirection()).reshape(3, 3)
-            normal = d[:, 2]
-        positions.append(float(np.dot(reader.GetOrigin(), normal)))
-    gaps = np.diff(np.asarray(positions))
-    if np.any(np.abs(gaps) < 1e-3):
+            raise ImageReadError(f"{name} is not a readable DICOM file ({itk_reason(exc)}).") from exc
+        directions.append(np.asarray(reader.GetDirection(), dtype=np.float64).reshape(3, 3))
+        positions.append(np.asarray(reader.GetOrigin(), dtype=np.float64))
+    turned = [i for i, d in enumerate(directions) if np.abs(d[:, :2] - directions[0][:, :2]).max()
+              > ORIENTATION_TOLERANCE]
+    if turned:
+        raise ImageReadError(f"{folder}: {len(turned)} of {len(files)} slices have another orientation than "
+                             f"the first (mixed orientations, e.g. {Path(files[turned[0]]).name}); "
+                             "export one orientation per series.")
+    offsets = [float(np.dot(p, directions[0][:, 2])) for p in positions]
+    gaps = np.abs(np.diff(np.asarray(offsets)))
+    if np.any(gaps < 1e-3):
         raise ImageReadError(f"{folder}: two slices share the same position (duplicated slices).")
-    step = np.median(np.abs(gaps))
-    if np.any(np.abs(gaps) > 1.5 * step):
-        where = int(np.argmax(np.abs(gaps)))
-        raise ImageReadError(f"{folder}: slices are missing after position {positions[where]:.2f} mm "
-                             f"(gap {abs(gaps[where]):.2f} mm, expected {step:.2f} mm).")
+    step = float(np.median(gaps))
+    if np.any(gaps > 1.5 * step):
+        where = int(np.argmax(gaps))
+        raise ImageReadError(f"{folder}: slices are missing after position {offsets[where]:.2f} mm "
+                             f"(gap {gaps[where]:.2f} mm, expected {step:.2f} mm).")
+    tolerance = max(GAP_TOLERANCE_MM, GAP_TOLERANCE_FRACTION * step)
+    uneven = np.abs(gaps - step) > tolerance
+    if np.any(uneven):
+        low, high = float(gaps.min()), float(gaps.max())
+        raise ImageReadError(f"{folder}: the slices are unevenly spaced ({int(uneven.sum())} gaps "
+                             f"differ from {step:.2f} mm, from {low:.2f} to {high:.2f} mm); "
+                             "a regular grid is needed.")
