@@ -32,7 +32,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .core import io
 
     volume = io.load(args.path, volume_index=args.volume, series_uid=args.series)
-    info = volume.info()
+    info = volume.info(include_identifiers=args.include_identifiers)
     info["path"] = str(args.path)
     print(json.dumps(info, indent=2))
     return 0
@@ -45,7 +45,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     volume = io.load(args.input, volume_index=args.volume, series_uid=args.series)
     if sidecar_path(args.output).exists() and not args.overwrite:
         raise FileExistsError(f"{sidecar_path(args.output)} already exists; pass --overwrite to replace it.")
-    out = io.save(volume, args.output, overwrite=args.overwrite)
+    text = volume.meta.get("header_text", {}) if args.include_identifiers else {}
+    description = text.get("descrip") or text.get("series_description")  # else ours (or none)
+    out = io.save(volume, args.output, overwrite=args.overwrite, description=description)
     record_cli_outputs(args, {"output": out}, {"input": args.input})
     for warning in volume.warnings:
         print(f"warning: {Path(args.input).name}: {warning}", file=sys.stderr)
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print a scan's geometry as JSON")
     info.add_argument("path", type=Path, help="NIfTI/MGZ/NRRD file or DICOM folder")
     _add_series_choice(info)
+    add_identifiers_option(info, "print them")
     info.set_defaults(func=_cmd_info)
 
     convert = sub.add_parser("convert", help="write a scan (or DICOM series) as NIfTI, geometry kept")
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", type=Path, help="output .nii.gz / .nii (or .nrrd / .mha)")
     convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     _add_series_choice(convert)
+    add_identifiers_option(convert, "copy the NIfTI description or DICOM SeriesDescription into the output")
     convert.set_defaults(func=_cmd_convert)
 
     demo = sub.add_parser("demo", help="open napari with the sample exam (or PATHS) and every dock widget")
@@ -95,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_series_choice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--volume", type=int, default=None, help="volume index of a 4D file")
     parser.add_argument("--series", default=None, help="series instance UID in a multi-series DICOM folder")
+
+
+def add_identifiers_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--include-identifiers`: free-text header fields (may name the patient) are dropped unless given."""
+    parser.add_argument("--include-identifiers", action="store_true",
+                        help="free-text header fields (SeriesDescription, ProtocolName, NIfTI descrip, "
+                             f"aux_file) may identify the patient and are left out by default; {what}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,12 +14,16 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Header tags kept as series metadata. Patient identifiers are deliberately absent.
 SERIES_TAGS = {
     "0008|0060": "modality",
-    "0008|103e": "series_description",
     "0020|000e": "series_uid",
     "0020|000d": "study_uid",
     "0020|0052": "frame_of_reference_uid",
     "0018|0050": "slice_thickness",
     "0008|0070": "manufacturer",
+}
+#: Free-text tags (may hold names, IDs, dates): kept only in ``meta["header_text"]``.
+FREE_TEXT_TAGS = {
+    "0008|103e": "series_description",
+    "0018|1030": "protocol_name",
 }
 #: Slice gaps may differ from the usual step by this many mm, or this fraction of it (the larger).
 GAP_TOLERANCE_MM = 0.01
@@ -82,12 +86,17 @@ def list_series(folder: Path) -> dict[str, list[str]]:
 def load_dicom_series(folder: Path, series_uid: str | None = None) -> Volume:
     """Read one DICOM series from `folder` into a Volume (RAS+ affine, no patient identifiers).
 
+    The Volume is named after the folder; free-text tags (SeriesDescription, ProtocolName) stay
+    in ``meta["header_text"]``, and ``meta["series_contrast"]`` holds the contrast the description
+    names ("t1", "flair"...; absent when none).
+
     Raises:
         ImageReadError: No series, several series and none chosen, missing slices,
             or slices of different sizes.
     """
     import SimpleITK as sitk
 
+    from .headers import FREE_TEXT_KEY, itk_reason
     from .io import ImageReadError, SeriesChoiceError, check_fits_in_memory
 
     series = list_series(folder)
@@ -115,23 +124,46 @@ def load_dicom_series(folder: Path, series_uid: str | None = None) -> Volume:
         image = reader.Execute()
     except RuntimeError as exc:
         raise ImageReadError(f"{folder}: the slices of series {uid} could not be stacked "
-                             f"(mixed sizes or corrupt files: {str(exc).splitlines()[0]}).") from exc
+                             f"(mixed sizes or corrupt files: {itk_reason(exc)}).") from exc
+    if image.GetNumberOfComponentsPerPixel() > 1 or image.GetDimension() != 3:
+        raise ImageReadError(f"{folder}: series {uid} holds colour or multi-frame images; "
+                             "a scalar 3D volume is needed.")
     meta: dict[str, Any] = {"path": str(folder.resolve()), "format": "DICOM", "dicom_files": files}
     for tag, key in SERIES_TAGS.items():
         if reader.HasMetaDataKey(0, tag):
             meta[key] = reader.GetMetaData(0, tag).strip()
-    name = meta.get("series_description") or folder.name
-    return volume_from_sitk(image, name=str(name).replace(" ", "_"), meta=meta)
+    text = {key: reader.GetMetaData(0, tag).strip() for tag, key in FREE_TEXT_TAGS.items()
+            if reader.HasMetaDataKey(0, tag) and reader.GetMetaData(0, tag).strip()}
+    if text:
+        meta[FREE_TEXT_KEY] = text
+    contrast = _contrast(text.get("series_description", ""))
+    if contrast:
+        meta["series_contrast"] = contrast
+    return volume_from_sitk(image, name=folder.name, meta=meta)
+
+
+def _contrast(description: str) -> str | None:
+    """The contrast a series description names (a fixed word such as "t1"), or None."""
+    from .study import guess_contrast
+
+    guess = guess_contrast(description.replace("/", " ")) if description else "other"
+    return None if guess == "other" else guess
 
 
 def _describe(file_name: str) -> str:
+    """Series number, modality and contrast of a series' first file (no free text: no identifiers)."""
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
     reader.SetFileName(file_name)
     reader.ReadImageInformation()
-    tag = "0008|103e"
-    return reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else "no description"
+
+    def tag(key: str) -> str:
+        return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+
+    parts = [f"series {tag('0020|0011')}" if tag("0020|0011") else "", tag("0008|0060"),
+             _contrast(tag("0008|103e")) or ""]
+    return ", ".join(p for p in parts if p) or "no description"
 
 
 def _check_slice_positions(folder: Path, files: list[str]) -> None:

@@ -22,6 +22,8 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError
 
+from .headers import FREE_TEXT_KEY
+from .synthetic import INTENT_NAME
 from .volume import Volume
 
 NIBABEL_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
@@ -182,9 +184,16 @@ def _nifti_geometry_notes(img: nib.Nifti1Image, warnings: list[str]) -> dict[str
         warnings.append(
             f"qform and sform disagree (largest difference {np.abs(qform - sform).max():.2f} mm); "
             "the sform is used, as nibabel, FSL and the NIfTI standard do.")
-    descrip = header["descrip"].tobytes().split(b"\0")[0].decode("latin-1").strip()
-    return {"affine_source": source, "qform_code": int(qcode), "sform_code": int(scode),
-            "description": descrip}
+    notes: dict[str, Any] = {"affine_source": source, "qform_code": int(qcode), "sform_code": int(scode)}
+    text = {key: header[key].tobytes().split(b"\0")[0].decode("latin-1").strip()
+            for key in ("descrip", "aux_file", "intent_name")}
+    text = {key: value for key, value in text.items() if value}
+    if text:
+        notes[FREE_TEXT_KEY] = text
+    stamp = INTENT_NAME
+    if text.get("intent_name") == stamp or text.get("descrip", "").upper().startswith(stamp):
+        notes["description"] = f"{stamp} image"  # our own stamp, not the free text after it
+    return notes
 
 
 def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:

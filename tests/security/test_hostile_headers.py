@@ -7,9 +7,13 @@ to the header (the usual .mhd + .raw pair) is still read.
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from bad_inputs.commands import run_cli
 
@@ -75,3 +79,81 @@ def test_itk_errors_are_sentences_without_source_lines(tmp_path: Path, suffix: s
     result = run_cli(["info", str(path)], tmp_path / "out")
     assert result.code == 2 and len(result.error_lines) == 1, result.err
     assert ".cxx" not in result.err and "0x" not in result.err and "Exception thrown" not in result.err
+
+
+#: Identifiers planted in free-text header fields; none may appear in any output.
+PLANTED = ("DOE^JANE", "PID-12345", "19700101")
+
+
+def _nifti_with_identifiers(path: Path) -> Path:
+    from bad_inputs.corpus import base_affine, head
+
+    img = nib.Nifti1Image(head(), base_affine())
+    img.header["descrip"] = b"Jane: DOE^JANE PID-12345 born 19700101"
+    img.header["aux_file"] = b"PID-12345"
+    img.header["intent_name"] = b"DOE^JANE"
+    nib.save(img, str(path))
+    return path
+
+
+def _dicom_with_identifiers(folder: Path) -> Path:
+    from bad_inputs.corpus import _dicom_series, head
+
+    _dicom_series(folder, head(), description="T1 DOE^JANE PID-12345")
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.ProtocolName = "born 19700101"
+        ds.save_as(path)
+    return folder
+
+
+def _said_or_written(out: Path, *texts: str) -> list[str]:
+    blobs = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    blobs = {name: gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b for name, b in blobs.items()}
+    blobs.update({f"output {i}": t.encode() for i, t in enumerate(texts)})
+    return [f"{where}: {s}" for where, blob in blobs.items() for s in PLANTED if s.encode() in blob]
+
+
+def test_free_text_header_fields_reach_no_output(tmp_path: Path, rule_card: str) -> None:
+    scans = {"nifti": _nifti_with_identifiers(tmp_path / "t1.nii.gz"),
+             "dicom": _dicom_with_identifiers(tmp_path / "t1_series")}
+    leaks, said = [], []
+    for kind, scan in scans.items():
+        out = tmp_path / f"out_{kind}"
+        s = str(scan)
+        runs = [["info", s], ["convert", s, str(out / "a.nii.gz")], ["convert", s, str(out / "a.nrrd")],
+                ["convert", s, str(out / "a.mha")],
+                ["segment", "--flair", s, "--t1c", s, "--model", rule_card, "--device", "cpu",
+                 "-o", str(out / "seg.nii.gz"), "--json", str(out / "seg.json")]]
+        for argv in runs:
+            result = run_cli(argv, out)
+            assert result.code == 0, (argv, result.err)
+            said += [result.out, result.err]
+        leaks += _said_or_written(out, *said)
+        volume = io.load(scan)
+        leaks += [f"{kind} name / info: {p}" for p in PLANTED if p in volume.name or p in repr(volume.info())]
+    assert leaks == []
+
+
+def test_include_identifiers_shows_them(tmp_path: Path) -> None:
+    nifti = _nifti_with_identifiers(tmp_path / "t1.nii.gz")
+    dicom = _dicom_with_identifiers(tmp_path / "t1_series")
+    result = run_cli(["info", str(nifti), "--include-identifiers"], tmp_path / "out")
+    assert json.loads(result.out)["header_text"]["aux_file"] == "PID-12345"
+    result = run_cli(["info", str(dicom), "--include-identifiers"], tmp_path / "out")
+    assert json.loads(result.out)["header_text"] == {"series_description": "T1 DOE^JANE PID-12345",
+                                                     "protocol_name": "born 19700101"}
+    assert json.loads(result.out)["series_contrast"] == "t1"  # the contrast word is kept without the text
+    run_cli(["convert", str(nifti), str(tmp_path / "out" / "c.nii.gz"), "--include-identifiers"],
+            tmp_path / "out")
+    assert b"PID-12345" in nib.load(tmp_path / "out" / "c.nii.gz").header["descrip"].tobytes()
+
+
+def test_choosing_among_series_names_no_description(tmp_path: Path) -> None:
+    from bad_inputs.corpus import _dicom_series, head
+
+    folder = _dicom_with_identifiers(tmp_path / "exam")
+    _dicom_series(folder, head()[:, :, :12], description="FLAIR DOE^JANE")
+    result = run_cli(["info", str(folder)], tmp_path / "out")
+    assert result.code == 2 and "2 DICOM series" in result.err and "flair" in result.err, result.err
+    assert _said_or_written(tmp_path / "out", result.out, result.err) == []
