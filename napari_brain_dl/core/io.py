@@ -89,6 +89,7 @@ def load(path: str | os.PathLike[str], *, volume_index: int | None = None,
         volume = _load_nibabel(path, volume_index)
     volume.name = name or volume.name
     check_geometry(path, volume.affine)
+    volume.data = storable(volume.data, path)
     _note_bad_values(volume)
     return volume
 
@@ -132,6 +133,7 @@ def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
         raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt "
                              f"({_reason(exc)}).") from exc
     shape = tuple(int(s) for s in img.shape)
+    _check_scalar_voxels(path, img.get_data_dtype(), shape)
     index = _check_shape(path, shape, volume_index)
     check_fits_in_memory(path, shape[:3], img.get_data_dtype())
     try:
@@ -145,14 +147,45 @@ def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
     warnings: list[str] = []
     if isinstance(img, nib.Nifti1Image):
         meta.update(_nifti_geometry_notes(img, warnings))
+        _check_pixdim(path, img, meta["affine_source"])
     if index is not None:
         meta["volume_index"] = index
     return Volume(data, img.affine, name=contrast_stem(path), meta=meta, warnings=warnings)
 
 
+def _check_pixdim(path: Path, img: nib.Nifti1Image, source: str) -> None:
+    """Refuse a voxel size of 0 (or NaN) in the header when the affine is built from it.
+
+    nibabel replaces such a pixdim by 1 mm with a log line only; a wrong scale is data loss.
+    """
+    if source == "sform":
+        return
+    from nibabel.openers import ImageOpener
+
+    holder = img.file_map.get("header") or img.file_map["image"]
+    header_file = holder.filename or str(path)
+    with ImageOpener(header_file) as fobj:
+        raw = type(img.header).from_fileobj(fobj, check=False)
+    pixdim = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    if not np.all(np.isfinite(pixdim)) or np.any(pixdim == 0):
+        text = " x ".join(f"{p:g}" for p in pixdim)
+        raise ImageReadError(f"{path} gives a voxel size of {text} mm (pixdim) and no sform; "
+                             "its geometry is unknown, so it was not read.")
+
+
 def _reason(exc: BaseException) -> str:
     """The first line of an exception's message (the detail inside a one-sentence error)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _check_scalar_voxels(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """Refuse colour (RGB24 / RGBA32) voxels, and vectors or matrices per voxel (NIfTI's 5th axis)."""
+    if dtype.fields or dtype.kind not in "biufc":
+        raise ImageReadError(f"{path} holds colour (RGB) or compound voxels; "
+                             "a scalar 3D volume (one number per voxel) is needed.")
+    if len(shape) > 4 and any(s > 1 for s in shape[4:]):
+        raise ImageReadError(f"{path} holds {int(np.prod(shape[4:]))} values per voxel (a vector or matrix "
+                             "image); a scalar 3D volume (one number per voxel) is needed.")
 
 
 def _check_shape(path: Path, shape: tuple[int, ...], volume_index: int | None) -> int | None:
@@ -268,6 +301,24 @@ def available_memory_bytes() -> int:
         return 0
 
 
+def storable(data: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
+    """`data`, with 64-bit integers narrowed to int32 when every value fits (lossless).
+
+    Few tools read 64-bit integer NIfTI, and nibabel refuses to write it by default.
+
+    Raises:
+        ValueError: 64-bit integers beyond the int32 range; one sentence naming `path`.
+    """
+    data = np.asarray(data)
+    if data.dtype.kind not in "iu" or data.dtype.itemsize < 8:
+        return data
+    info = np.iinfo(np.int32)
+    if data.size and (int(data.min()) < info.min or int(data.max()) > info.max):
+        raise ImageReadError(f"{path} holds 64-bit integer voxels beyond the 32-bit range "
+                             f"({int(data.min())} to {int(data.max())}); convert it to float first.")
+    return data.astype(np.int32)
+
+
 def _note_bad_values(volume: Volume) -> None:
     data = volume.data
     if np.issubdtype(data.dtype, np.complexfloating):
@@ -374,7 +425,7 @@ def save(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool = Fals
     suffix = suffix_of(path)
     if suffix not in WRITE_SUFFIXES:
         raise ValueError(f"Cannot write {path.name}: use one of {', '.join(WRITE_SUFFIXES)}.")
-    data = np.asarray(volume.data)
+    data = storable(volume.data, path)
     if data.dtype == bool:
         data = data.astype(np.uint8)
     with atomic_output(path, overwrite=overwrite) as tmp:
