@@ -328,10 +328,11 @@ def _note_bad_values(volume: Volume) -> None:
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
             volume.warnings.append(f"{bad} voxels are NaN or infinite; they are treated as 0 by models.")
-    if not np.any(data):
-        volume.warnings.append("Every voxel is zero: the image is empty.")
-    elif data.size and np.nanmin(data) == np.nanmax(data):
-        volume.warnings.append(f"Every voxel has the same value ({np.nanmin(data):g}): the image holds "
+    finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
+    if not np.any(finite):
+        volume.warnings.append("Every voxel is zero (or NaN): the image is empty.")
+    elif finite.min() == finite.max():
+        volume.warnings.append(f"Every voxel has the same value ({finite.min():g}): the image holds "
                                "no contrast.")
 
 
