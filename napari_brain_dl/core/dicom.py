@@ -156,7 +156,10 @@ def _describe(file_name: str) -> str:
 
     reader = sitk.ImageFileReader()
     reader.SetFileName(file_name)
-    reader.ReadImageInformation()
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return "unreadable first file"
 
     def tag(key: str) -> str:
         return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""

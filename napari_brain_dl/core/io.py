@@ -66,7 +66,12 @@ def load(path: str | os.PathLike[str], *, volume_index: int | None = None,
 
     Raises:
         FileNotFoundError: The path does not exist.
-        ImageReadError: Unreadable, corrupt, 2D, ambiguous 4D / multi-series, or too large.
+        ImageReadError: Unreadable, corrupt, 2D, ambiguous 4D / multi-series, too large,
+            colour or vector voxels, a header naming another file as its data (`headers`), a voxel
+            size of 0, or a DICOM series off a regular grid (`dicom`).
+
+    Free-text header fields (NIfTI descrip, DICOM SeriesDescription...) stay in
+    ``meta["header_text"]``: never in the name, and not written back by `save`.
 
     Example:
         >>> vol = load("brats_gli_00001/t1c.nii.gz")  # doctest: +SKIP
@@ -118,7 +123,7 @@ def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
     data = data.reshape(shape[:3])
     meta: dict[str, Any] = {"path": str(path.resolve()), "format": type(img).__name__}
     warnings: list[str] = []
-    if isinstance(img, nib.Nifti1Image):
+    if isinstance(img, nib.Nifti1Pair):  # NIfTI-1 or -2, single file or .hdr/.img pair
         meta.update(_nifti_geometry_notes(img, warnings))
         _check_pixdim(path, img, meta["affine_source"])
     if index is not None:
