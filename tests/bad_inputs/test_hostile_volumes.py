@@ -161,3 +161,15 @@ def test_64_bit_integers_are_written_or_refused_naming_the_file(tmp_path: Path) 
     volume = io.load(tmp_path / "u64.nii.gz")
     with pytest.raises(ValueError, match=r"y\.nii\.gz"):
         io.save(volume.with_data(big), out / "y.nii.gz")
+
+
+def test_a_zero_voxel_size_in_a_nifti_pair_is_refused(tmp_path: Path) -> None:
+    img = nib.Nifti1Pair(head(), None)
+    img.set_qform(None, code=0)
+    img.set_sform(None, code=0)
+    nib.save(img, str(tmp_path / "pair.img"))
+    header = bytearray((tmp_path / "pair.hdr").read_bytes())
+    struct.pack_into("<3f", header, 80, 0.0, 0.0, 0.0)
+    (tmp_path / "pair.hdr").write_bytes(bytes(header))
+    with pytest.raises(io.ImageReadError, match="voxel size of 0 x 0 x 0 mm"):
+        io.load(tmp_path / "pair.hdr")
