@@ -19,17 +19,28 @@ from pathlib import Path
 
 #: Key of ``Volume.meta`` holding the free-text header fields (a dict; never a name or output).
 FREE_TEXT_KEY = "header_text"
-#: Bytes of a MetaImage / NRRD header read to find its data-file field.
-HEADER_BYTES = 65536
+#: Longest MetaImage / NRRD header read to find its data-file field; a longer one is refused.
+HEADER_BYTES = 1 << 20
 _PLAIN_NAME = re.compile(r"[^/\\\s%]+")
 
 
 def external_data_names(path: Path) -> list[str]:
-    """The data-file values a MetaImage or NRRD header names (``LOCAL`` excluded), in order."""
+    """The data-file values a MetaImage or NRRD header names (``LOCAL`` excluded), in order.
+
+    Raises:
+        ValueError: The header does not end within `HEADER_BYTES` (its fields cannot be checked).
+    """
+    from .io import ImageReadError
+
     with open(path, "rb") as fh:
-        head = fh.read(HEADER_BYTES).decode("latin-1")
-    if head.startswith("NRRD"):
-        lines = head.replace("\r\n", "\n").split("\n\n", 1)[0].split("\n")
+        head = fh.read(HEADER_BYTES).decode("latin-1").replace("\r\n", "\n")
+        complete = not fh.read(1)
+    nrrd = head.startswith("NRRD")
+    ended = "\n\n" in head if nrrd else re.search(r"(?im)^\s*ElementDataFile\s*=", head) is not None
+    if not (complete or ended):
+        raise ImageReadError(f"{path} has a header longer than {HEADER_BYTES >> 20} MiB; it was not read.")
+    if nrrd:
+        lines = head.split("\n\n", 1)[0].split("\n")
         names: list[str] = []
         for number, line in enumerate(lines):
             key, sep, value = line.partition(":")
@@ -38,7 +49,7 @@ def external_data_names(path: Path) -> list[str]:
                 if value.strip().upper().startswith("LIST"):
                     names += [ln.strip() for ln in lines[number + 1:] if ln.strip()]
         return names
-    for line in head.replace("\r\n", "\n").split("\n"):
+    for line in head.split("\n"):
         key, sep, value = line.partition("=")
         if sep and key.strip().lower() == "elementdatafile":
             value = value.strip()

@@ -157,3 +157,16 @@ def test_choosing_among_series_names_no_description(tmp_path: Path) -> None:
     result = run_cli(["info", str(folder)], tmp_path / "out")
     assert result.code == 2 and "2 DICOM series" in result.err and "flair" in result.err, result.err
     assert _said_or_written(tmp_path / "out", result.out, result.err) == []
+
+
+def test_a_data_file_hidden_after_a_long_header_is_refused(tmp_path: Path) -> None:
+    """A field past the first MiB of a header would not be checked: such headers are refused."""
+    (tmp_path / "secret.bin").write_bytes(SECRET)
+    padding = "".join(f"# comment line {i:07d} of a very long header\n" for i in range(30000))  # 1.3 MB
+    for name, text in (("long.nhdr", NRRD + padding + f"data file: {tmp_path / 'secret.bin'}\n\n"),
+                       ("long.mhd", MHA + padding.replace("# ", "Comment = ")
+                        + f"ElementDataFile = {tmp_path / 'secret.bin'}\n")):
+        (tmp_path / name).write_text(text)
+        result = run_cli(["info", str(tmp_path / name)], tmp_path / "out")
+        assert result.code == 2 and len(result.error_lines) == 1 and name in result.err, result.err
+        assert "header longer" in result.err or "another file" in result.err, result.err
