@@ -39,7 +39,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .core import io
 
     volume = io.load(args.path, volume_index=args.volume, series_uid=args.series)
-    info = volume.info()
+    info = volume.info(include_identifiers=args.include_identifiers)
     info["path"] = str(args.path)
     print(json.dumps(info, indent=2))
     return 0
@@ -52,7 +52,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     volume = io.load(args.input, volume_index=args.volume, series_uid=args.series)
     if sidecar_path(args.output).exists() and not args.overwrite:
         raise FileExistsError(f"{sidecar_path(args.output)} already exists; pass --overwrite to replace it.")
-    out = io.save(volume, args.output, overwrite=args.overwrite)
+    text = volume.meta.get("header_text", {}) if args.include_identifiers else {}
+    description = text.get("descrip") or text.get("series_description")  # else ours (or none)
+    out = io.save(volume, args.output, overwrite=args.overwrite, description=description)
     record_cli_outputs(args, {"output": out}, {"input": args.input})
     for warning in volume.warnings:
         print(f"warning: {Path(args.input).name}: {warning}", file=sys.stderr)
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print a scan's geometry as JSON")
     info.add_argument("path", type=Path, help="NIfTI/MGZ/NRRD file or DICOM folder")
     _add_series_choice(info)
+    add_identifiers_option(info, "print them")
     info.set_defaults(func=_cmd_info)
 
     convert = sub.add_parser("convert", help="write a scan (or DICOM series) as NIfTI, geometry kept")
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", type=Path, help="output .nii.gz / .nii (or .nrrd / .mha)")
     convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     _add_series_choice(convert)
+    add_identifiers_option(convert, "copy the NIfTI description or DICOM SeriesDescription into the output")
     convert.set_defaults(func=_cmd_convert)
 
     demo = sub.add_parser("demo", help="open napari with the sample exam (or PATHS) and every dock widget")
@@ -142,6 +146,13 @@ def check_device(args: argparse.Namespace) -> None:
         from .core.device import choose_device
 
         choose_device(device)
+
+
+def add_identifiers_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--include-identifiers`: free-text header fields (may name the patient) are dropped unless given."""
+    parser.add_argument("--include-identifiers", action="store_true",
+                        help="free-text header fields (SeriesDescription, ProtocolName, NIfTI descrip, "
+                             f"aux_file) may identify the patient and are left out by default; {what}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,24 +22,24 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError
 
+from .headers import FREE_TEXT_KEY
+from .image_checks import (  # noqa: F401  (the errors and checks are re-exported: callers use io.X)
+    SPACING_RANGE_MM,
+    ImageReadError,
+    SeriesChoiceError,
+    check_geometry,
+    check_scalar_voxels,
+    check_shape,
+    note_bad_values,
+    storable,
+)
 from .output_rules import note_written
+from .synthetic import INTENT_NAME
 from .volume import Volume
 
 NIBABEL_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
 SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
-
-
-class ImageReadError(ValueError):
-    """A file or folder could not be read as a 3D scan; the message says why."""
-
-
-class SeriesChoiceError(ImageReadError):
-    """The input holds several volumes or series; `choices` lists them."""
-
-    def __init__(self, message: str, choices: list[str]) -> None:
-        super().__init__(message)
-        self.choices = choices
 
 
 def suffix_of(path: str | os.PathLike[str]) -> str:
@@ -67,7 +67,12 @@ def load(path: str | os.PathLike[str], *, volume_index: int | None = None,
 
     Raises:
         FileNotFoundError: The path does not exist.
-        ImageReadError: Unreadable, corrupt, 2D, ambiguous 4D / multi-series, or too large.
+        ImageReadError: Unreadable, corrupt, 2D, ambiguous 4D / multi-series, too large,
+            colour or vector voxels, a header naming another file as its data (`headers`), a voxel
+            size of 0, or a DICOM series off a regular grid (`dicom`).
+
+    Free-text header fields (NIfTI descrip, DICOM SeriesDescription...) stay in
+    ``meta["header_text"]``: never in the name, and not written back by `save`.
 
     Example:
         >>> vol = load("brats_gli_00001/t1c.nii.gz")  # doctest: +SKIP
@@ -88,33 +93,9 @@ def load(path: str | os.PathLike[str], *, volume_index: int | None = None,
         volume = _load_nibabel(path, volume_index)
     volume.name = name or volume.name
     check_geometry(path, volume.affine)
-    _note_bad_values(volume)
+    volume.data = storable(volume.data, path)
+    note_bad_values(volume)
     return volume
-
-
-#: Voxel sizes outside this range (mm) are header errors, not scans.
-SPACING_RANGE_MM = (1e-3, 500.0)
-
-
-def check_geometry(path: str | os.PathLike[str], affine: np.ndarray) -> None:
-    """Refuse a voxel-to-world affine that places no voxel sensibly (NaN, singular, absurd spacing).
-
-    Raises:
-        ImageReadError: One sentence naming `path` and what is wrong with its geometry.
-    """
-    matrix = np.asarray(affine, dtype=np.float64)[:3, :3]
-    if not np.all(np.isfinite(affine)):
-        raise ImageReadError(f"{path} has a voxel-to-world affine with NaN or infinite values; "
-                             "its geometry is unusable.")
-    spacing = np.sqrt((matrix**2).sum(axis=0))
-    low, high = SPACING_RANGE_MM
-    text = " x ".join(f"{s:g}" for s in spacing)
-    if spacing.min() < low or spacing.max() > high:
-        raise ImageReadError(f"{path} has an implausible voxel spacing of {text} mm "
-                             f"(expected {low:g} to {high:g} mm); its header is wrong.")
-    if abs(np.linalg.det(matrix / spacing)) < 1e-3:
-        raise ImageReadError(f"{path} has a singular voxel-to-world affine (two voxel axes point the "
-                             "same way); its geometry is unusable.")
 
 
 def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
@@ -131,7 +112,8 @@ def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
         raise ImageReadError(f"{path} could not be read: the file is truncated or corrupt "
                              f"({_reason(exc)}).") from exc
     shape = tuple(int(s) for s in img.shape)
-    index = _check_shape(path, shape, volume_index)
+    check_scalar_voxels(path, img.get_data_dtype(), shape)
+    index = check_shape(path, shape, volume_index)
     check_fits_in_memory(path, shape[:3], img.get_data_dtype())
     try:
         proxy = img.dataobj
@@ -142,35 +124,37 @@ def _load_nibabel(path: Path, volume_index: int | None) -> Volume:
     data = data.reshape(shape[:3])
     meta: dict[str, Any] = {"path": str(path.resolve()), "format": type(img).__name__}
     warnings: list[str] = []
-    if isinstance(img, nib.Nifti1Image):
+    if isinstance(img, nib.Nifti1Pair):  # NIfTI-1 or -2, single file or .hdr/.img pair
         meta.update(_nifti_geometry_notes(img, warnings))
+        _check_pixdim(path, img, meta["affine_source"])
     if index is not None:
         meta["volume_index"] = index
     return Volume(data, img.affine, name=contrast_stem(path), meta=meta, warnings=warnings)
 
 
+def _check_pixdim(path: Path, img: nib.Nifti1Image, source: str) -> None:
+    """Refuse a voxel size of 0 (or NaN) in the header when the affine is built from it.
+
+    nibabel replaces such a pixdim by 1 mm with a log line only; a wrong scale is data loss.
+    """
+    if source == "sform":
+        return
+    from nibabel.openers import ImageOpener
+
+    holder = img.file_map.get("header") or img.file_map["image"]
+    header_file = holder.filename or str(path)
+    with ImageOpener(header_file) as fobj:
+        raw = type(img.header).from_fileobj(fobj, check=False)
+    pixdim = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    if not np.all(np.isfinite(pixdim)) or np.any(pixdim == 0):
+        text = " x ".join(f"{p:g}" for p in pixdim)
+        raise ImageReadError(f"{path} gives a voxel size of {text} mm (pixdim) and no sform; "
+                             "its geometry is unknown, so it was not read.")
+
+
 def _reason(exc: BaseException) -> str:
     """The first line of an exception's message (the detail inside a one-sentence error)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _check_shape(path: Path, shape: tuple[int, ...], volume_index: int | None) -> int | None:
-    """Validate dimensionality; return the 4D index to take, if any."""
-    dims = [s for s in shape[3:] if s != 1]
-    if len(shape) < 3 or min(shape[:3]) < 2:
-        raise ImageReadError(f"{path} is a 2D image {shape}; a 3D volume is needed.")
-    if len(dims) > 1:
-        raise ImageReadError(f"{path} has {len(shape)} dimensions {shape}; only 3D and 4D are supported.")
-    if not dims:
-        return 0 if len(shape) > 3 else None
-    count = dims[0]
-    if volume_index is None:
-        raise SeriesChoiceError(
-            f"{path} is a 4D series of {count} volumes; choose one (0 to {count - 1}).",
-            [str(i) for i in range(count)])
-    if not 0 <= volume_index < count:
-        raise ImageReadError(f"{path}: volume {volume_index} does not exist (0 to {count - 1}).")
-    return volume_index
 
 
 def _nifti_geometry_notes(img: nib.Nifti1Image, warnings: list[str]) -> dict[str, Any]:
@@ -183,32 +167,41 @@ def _nifti_geometry_notes(img: nib.Nifti1Image, warnings: list[str]) -> dict[str
         warnings.append(
             f"qform and sform disagree (largest difference {np.abs(qform - sform).max():.2f} mm); "
             "the sform is used, as nibabel, FSL and the NIfTI standard do.")
-    descrip = header["descrip"].tobytes().split(b"\0")[0].decode("latin-1").strip()
-    return {"affine_source": source, "qform_code": int(qcode), "sform_code": int(scode),
-            "description": descrip}
+    notes: dict[str, Any] = {"affine_source": source, "qform_code": int(qcode), "sform_code": int(scode)}
+    text = {key: header[key].tobytes().split(b"\0")[0].decode("latin-1").strip()
+            for key in ("descrip", "aux_file", "intent_name")}
+    text = {key: value for key, value in text.items() if value}
+    if text:
+        notes[FREE_TEXT_KEY] = text
+    stamp = INTENT_NAME
+    if text.get("intent_name") == stamp or text.get("descrip", "").upper().startswith(stamp):
+        notes["description"] = f"{stamp} image"  # our own stamp, not the free text after it
+    return notes
 
 
 def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:
     import SimpleITK as sitk
 
     from .dicom import volume_from_sitk
+    from .headers import check_external_data, itk_reason
 
+    check_external_data(path)
     try:
         info = sitk.ImageFileReader()
         info.SetFileName(str(path))
         info.ReadImageInformation()
-        check_fits_in_memory(path, tuple(info.GetSize())[:3], np.float32)
+        size = tuple(int(n) for n in info.GetSize())
+        if info.GetDimension() not in (3, 4):
+            raise ImageReadError(f"{path} is a {info.GetDimension()}D image; a 3D volume is needed.")
+        if info.GetNumberOfComponents() > 1:
+            raise ImageReadError(f"{path} holds vector or colour voxels; a scalar 3D volume is needed.")
+        index = check_shape(path, size, volume_index)
+        check_fits_in_memory(path, size[:3], np.float32)
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise ImageReadError(f"{path} could not be read as an image ({str(exc).splitlines()[0]}).") from exc
-    if image.GetNumberOfComponentsPerPixel() > 1:
-        raise ImageReadError(f"{path} holds vector or colour voxels; a scalar 3D volume is needed.")
+        raise ImageReadError(f"{path} could not be read as an image ({itk_reason(exc)}).") from exc
     if image.GetDimension() == 4:
-        size = image.GetSize()
-        index = _check_shape(path, tuple(size), volume_index)
         image = image[:, :, :, index or 0]
-    elif image.GetDimension() != 3:
-        raise ImageReadError(f"{path} is a {image.GetDimension()}D image; a 3D volume is needed.")
     return volume_from_sitk(image, name=contrast_stem(path),
                             meta={"path": str(path.resolve()), "format": "SimpleITK"})
 
@@ -256,22 +249,6 @@ def available_memory_bytes() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 0
-
-
-def _note_bad_values(volume: Volume) -> None:
-    data = volume.data
-    if np.issubdtype(data.dtype, np.complexfloating):
-        raise ImageReadError(f"{volume.meta.get('path', volume.name)} holds complex voxels; "
-                             "a magnitude image is needed.")
-    if np.issubdtype(data.dtype, np.floating):
-        bad = int(np.count_nonzero(~np.isfinite(data)))
-        if bad:
-            volume.warnings.append(f"{bad} voxels are NaN or infinite; they are treated as 0 by models.")
-    if not np.any(data):
-        volume.warnings.append("Every voxel is zero: the image is empty.")
-    elif data.size and np.nanmin(data) == np.nanmax(data):
-        volume.warnings.append(f"Every voxel has the same value ({np.nanmin(data):g}): the image holds "
-                               "no contrast.")
 
 
 @contextlib.contextmanager
@@ -365,7 +342,7 @@ def save(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool = Fals
     suffix = suffix_of(path)
     if suffix not in WRITE_SUFFIXES:
         raise ValueError(f"Cannot write {path.name}: use one of {', '.join(WRITE_SUFFIXES)}.")
-    data = np.asarray(volume.data)
+    data = storable(volume.data, path)
     if data.dtype == bool:
         data = data.astype(np.uint8)
     with atomic_output(path, overwrite=overwrite) as tmp:

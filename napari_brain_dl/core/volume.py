@@ -85,9 +85,13 @@ class Volume:
         """True when both volumes share shape and affine (within `atol` mm)."""
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
 
-    def info(self) -> dict[str, Any]:
-        """JSON-ready summary of the geometry."""
-        return {
+    def info(self, include_identifiers: bool = False) -> dict[str, Any]:
+        """JSON-ready summary of the geometry.
+
+        Free-text header fields (``meta["header_text"]``: SeriesDescription, NIfTI descrip...)
+        may identify the patient: they are added only with `include_identifiers`.
+        """
+        summary = {
             "name": self.name,
             "shape": list(self.shape),
             "spacing": [round(s, 6) for s in self.spacing],
@@ -97,6 +101,9 @@ class Volume:
             "warnings": list(self.warnings),
             **{k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool))},
         }
+        if include_identifiers and self.meta.get("header_text"):
+            summary["header_text"] = dict(self.meta["header_text"])
+        return summary
 
 
 def voxel_spacing(affine: np.ndarray) -> np.ndarray:

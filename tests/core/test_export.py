@@ -53,7 +53,7 @@ def test_nifti_round_trip_on_reference_grid(tmp_path: Path, axcodes: str) -> Non
     assert np.allclose(img2.affine, ref.affine, atol=1e-5)
     assert np.array_equal(np.asarray(img2.dataobj), labels.data)
     back = io.load(out)
-    assert back.same_grid(ref, atol=1e-5) and back.meta["description"] == "BraTS labels, edited"
+    assert back.same_grid(ref, atol=1e-5) and back.meta["header_text"]["descrip"] == "BraTS labels, edited"
 
 
 def test_nifti_resamples_labels_from_another_grid(tmp_path: Path) -> None:

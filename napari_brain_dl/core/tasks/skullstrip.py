@@ -69,6 +69,31 @@ def skullstrip(
     return volume.with_data(mask, name=f"{volume.name}_brainmask", provenance=prov, model_id=prov["model_id"])
 
 
+def check_head_scan(volume: Volume) -> None:
+    """Refuse, before any registration, what the template cannot be matched to.
+
+    An image without a finite voxel (all NaN / infinite), a mask or label map (integer values,
+    few of them: `study.is_label_image`), or one whose content is not head-sized (a slab of one or
+    two slices, say: `tumor.check_head_image`).
+
+    Raises:
+        ValueError: One sentence naming the volume and what is wrong.
+    """
+    from ..study import is_label_image
+    from .tumor import check_head_image
+
+    data = np.asarray(volume.data)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).any():
+        raise ValueError(f"{volume.name} has no finite voxel (every voxel is NaN or infinite); "
+                         "there is no head to strip.")
+    if data.dtype == bool or is_label_image(volume):
+        values = np.unique(data[:: max(1, data.shape[0] // 32)])
+        shown = ", ".join(f"{v:g}" for v in values[:4]) + (", ..." if values.size > 4 else "")
+        raise ValueError(f"{volume.name} looks like a mask or label map ({values.size} integer values: "
+                         f"{shown}), not a head scan; give the skull strip a T1 (or other) MRI.")
+    check_head_image(volume, "head")
+
+
 def _versions() -> dict[str, Any]:
     import nilearn
     import SimpleITK as sitk
@@ -87,6 +112,10 @@ def template_brain_mask(
 ) -> np.ndarray:
     """Register the MNI152 template onto `volume` and return its brain mask there (uint8).
 
+    Raises:
+        ValueError: `check_head_scan` refuses the volume, or the registration fails (one sentence).
+        Cancelled: `cancel` was set; polled between steps and at every optimiser iteration.
+
     Example:
         >>> mask = template_brain_mask(load("chris_t1.nii.gz"))  # doctest: +SKIP
     """
@@ -94,14 +123,16 @@ def template_brain_mask(
     from nilearn import datasets
 
     from ..dicom import sitk_from_volume
+    from ..headers import itk_reason
 
+    check_head_scan(volume)
     report = progress or (lambda d, t, s: None)
     report(0, 4, "loading the MNI152 template")
     template = datasets.load_mni152_template(resolution=2)
     brain = datasets.load_mni152_brain_mask(resolution=2)
     tmpl = Volume(np.asarray(template.get_fdata(), np.float32), template.affine, "mni152")
     tmask = Volume(np.asarray(brain.get_fdata(), np.float32), brain.affine, "mni152_mask")
-    fixed_full = sitk_from_volume(volume.with_data(np.asarray(volume.data, np.float32)))
+    fixed_full = sitk_from_volume(volume.with_data(np.nan_to_num(np.asarray(volume.data, np.float32))))
     fixed = _downsample(fixed_full, 3.0)
     moving = sitk.Cast(sitk_from_volume(tmpl), sitk.sitkFloat32)
     # The template is skull-stripped: compare it with the scan only inside its (dilated) brain,
@@ -123,8 +154,28 @@ def template_brain_mask(
         reg.SetShrinkFactorsPerLevel(shrink)
         reg.SetSmoothingSigmasPerLevel([s / 2.0 for s in shrink])
         reg.SetInitialTransform(initial, inPlace=False)
-        reg.AddCommand(sitk.sitkIterationEvent, lambda: check(cancel))
-        return reg.Execute(fixed, moving)
+        stopped: list[BaseException] = []
+
+        def poll() -> None:  # an exception escaping into ITK would print a traceback: stop instead
+            if not stopped:
+                try:
+                    check(cancel)
+                except BaseException as exc:  # Cancelled, or KeyboardInterrupt delivered here
+                    stopped.append(exc)
+            if stopped:
+                reg.StopRegistration()  # ends this level; the next level's first poll ends it too
+
+        reg.AddCommand(sitk.sitkIterationEvent, poll)
+        try:
+            result = reg.Execute(fixed, moving)
+        except RuntimeError as exc:
+            if stopped:
+                raise stopped[0] from None
+            raise ValueError(f"The MNI152 template could not be registered onto {volume.name} "
+                             f"({itk_reason(exc)}); is it a whole-head MRI?") from exc
+        if stopped:
+            raise stopped[0]
+        return result
 
     report(1, 4, "rigid registration")
     init = sitk.CenteredTransformInitializer(
