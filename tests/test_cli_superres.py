@@ -37,7 +37,7 @@ def test_bspline_writes_isotropic_volume_and_json(tmp_path: Path, capsys: pytest
     assert code == 0, capsys.readouterr().err
     vol = io.load(out)
     assert np.allclose(vol.spacing, 0.9) and vol.shape == (24, 20, 24) and vol.axcodes == "LPS"
-    assert vol.meta["description"].startswith("super-resolved bspline")
+    assert vol.meta["header_text"]["descrip"].startswith("super-resolved bspline")  # free text: kept apart
     info = json.loads(report.read_text())
     assert info["method"] == "bspline" and info["seconds"] >= 0
     assert info["grid_in"]["shape"] == [24, 20, 8] and info["grid_out"]["shape"] == [24, 20, 24]
@@ -56,7 +56,7 @@ def test_self_supervised_default_method(tmp_path: Path, monkeypatch: pytest.Monk
     out = tmp_path / "sr.nii.gz"
     assert main(["super-resolve", str(src), str(out), "--device", "cpu"]) == 0
     vol = io.load(out)
-    assert vol.shape == (24, 20, 24) and "self-supervised" in vol.meta["description"]
+    assert vol.shape == (24, 20, 24) and "self-supervised" in vol.meta["header_text"]["descrip"]
 
 
 def test_isotropic_scan_exits_0_and_writes_nothing(
