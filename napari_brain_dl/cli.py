@@ -22,6 +22,7 @@ from . import (
     cli_explain,
     cli_models,
     cli_report,
+    cli_rerun,
     cli_superres,
     cli_synthesize,
     cli_tumor,
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_synthesize.register(sub)
     cli_superres.register(sub)
     cli_report.register(sub)
+    cli_rerun.register(sub)
     cli_batch.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""Command-line subcommands ``rerun`` (a result from its sidecar alone) and ``report`` (HTML/PDF per exam).
+"""Command-line subcommand ``report`` (a self-contained HTML/PDF per exam).
 
 Exit codes as in `cli_models`: 0 success, 3 bad input (one sentence on stderr), 1 when a
 re-run finished but an output differs from the recorded one.
@@ -15,14 +15,7 @@ from .cli_models import _bad_input_errors, _fail, _sentence
 
 
 def register(subparsers: Any) -> None:
-    """Add ``rerun`` and ``report`` to an argparse ``add_subparsers()`` object."""
-    rer = subparsers.add_parser("rerun", help="run a result again from its provenance sidecar alone")
-    rer.add_argument("sidecar", help="OUT.nii.gz.json (or the output file it describes)")
-    rer.add_argument("--output-dir", help="write the new outputs here (default: replace the originals)")
-    rer.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    rer.add_argument("--allow-changed-inputs", action="store_true", help="run even if an input changed")
-    rer.set_defaults(func=cmd_rerun)
-
+    """Add ``report`` to an argparse ``add_subparsers()`` object."""
     rep = subparsers.add_parser("report", help="self-contained HTML (and PDF) report of one exam")
     rep.add_argument("--scan", action="append", required=True, metavar="NAME=FILE",
                      help="a scan of the exam, e.g. FLAIR=t2f.nii.gz (repeat; the first is the grid)")
@@ -44,26 +37,6 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--pdf", help="also write this PDF")
     rep.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     rep.set_defaults(func=cmd_report)
-
-
-def cmd_rerun(args: argparse.Namespace) -> int:
-    """``napari-brain-dl rerun SIDECAR [--output-dir DIR] [--overwrite]``."""
-    from .core.provenance import rerun
-
-    try:
-        result = rerun(args.sidecar, args.output_dir, overwrite=args.overwrite,
-                       allow_changed_inputs=args.allow_changed_inputs)
-    except _bad_input_errors() as exc:
-        return _fail(_sentence(exc))
-    if result["exit_code"] != 0:
-        return int(result["exit_code"])
-    differ = 0
-    for role, out in result["outputs"].items():
-        state = ("identical (sha256)" if out["identical"] else
-                 "voxel-identical" if out["voxel_identical"] else "DIFFERS from the recorded output")
-        differ += not (out["identical"] or out["voxel_identical"] or role == "json")
-        print(f"{out['path']}: {state}")
-    return 1 if differ else 0
 
 
 def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:

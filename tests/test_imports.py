@@ -27,3 +27,25 @@ def test_core_and_cli_do_not_import_qt_or_napari() -> None:
 def test_package_import_loads_neither_torch_nor_qt() -> None:
     loaded = _loaded_after("import napari_brain_dl")
     assert "torch" not in loaded and "qtpy" not in loaded
+
+
+def test_core_never_imports_the_command_line() -> None:
+    """core is below the CLI: no module of core imports napari_brain_dl.cli* (not even in a function)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "napari_brain_dl"
+    offenders = []
+    for path in sorted((package / "core").rglob("*.py")):
+        parts = ["napari_brain_dl", *path.relative_to(package).parts[:-1]]  # the module's package
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = parts[: len(parts) - node.level + 1] if node.level else []
+                names = [".".join([*base, node.module])] if node.module else [
+                    ".".join([*base, a.name]) for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("napari_brain_dl.cli")]
+    assert not offenders, offenders

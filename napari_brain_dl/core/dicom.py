@@ -181,7 +181,7 @@ def _check_slice_positions(folder: Path, files: list[str]) -> None:
     import SimpleITK as sitk
 
     from .headers import itk_reason
-    from .io import ImageReadError
+    from .image_checks import ImageReadError
 
     positions, directions = [], []
     reader = sitk.ImageFileReader()

@@ -30,7 +30,7 @@ def external_data_names(path: Path) -> list[str]:
     Raises:
         ValueError: The header does not end within `HEADER_BYTES` (its fields cannot be checked).
     """
-    from .io import ImageReadError
+    from .image_checks import ImageReadError
 
     with open(path, "rb") as fh:
         head = fh.read(HEADER_BYTES).decode("latin-1").replace("\r\n", "\n")
@@ -63,7 +63,7 @@ def check_external_data(path: Path) -> None:
     Raises:
         ValueError: One sentence naming `path` and the file its header points at.
     """
-    from .io import ImageReadError
+    from .image_checks import ImageReadError
 
     folder = path.resolve().parent
     for name in external_data_names(path):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from napari_brain_dl.cli import main
+from napari_brain_dl.cli_rerun import rerun
 from napari_brain_dl.core import io
-from napari_brain_dl.core.provenance import read_sidecar, rerun, sidecar_path, write_sidecar
+from napari_brain_dl.core.provenance import read_sidecar, sidecar_path, write_sidecar
 
 
 def _small_exam(source: Path, folder: Path, names: tuple[str, ...] = ("t2f", "t1c", "t1n")) -> dict[str, str]:

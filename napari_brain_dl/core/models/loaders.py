@@ -105,7 +105,7 @@ def sha256_file(path: str | Path) -> str:
         >>> sha256_file("mindgrab/model.pth")[:12]  # doctest: +SKIP
         '31f1bda17b8d'
     """
-    from ..provenance import file_sha256
+    from ..hashing import file_sha256
 
     return file_sha256(Path(path))
 
