@@ -137,12 +137,14 @@ def zscore_foreground(x: np.ndarray, clip: float = 5.0) -> np.ndarray:
 
     The background is the value the scan takes most outside the head: its minimum
     (0 for raw integer scans, a negative constant for scans z-scored inside the brain).
-    Mean and standard deviation come from foreground voxels between the 0.5 and 99.5
-    percentiles, so a few bright vessels do not set the scale. An all-constant
-    (missing) channel stays all zero.
+    When the minimum is rare (resampling ringing leaves negative values inside the brain
+    while the background stays 0), the background is the commonest value on the volume's
+    faces instead. Mean and standard deviation come from foreground voxels between the
+    0.5 and 99.5 percentiles, so a few bright vessels do not set the scale. An
+    all-constant (missing) channel stays all zero.
     """
     x = np.asarray(x, dtype=np.float32)
-    fg = x > x.min()
+    fg = _foreground(x)
     out = np.zeros_like(x)
     if fg.sum() < 16:
         return out
@@ -152,6 +154,19 @@ def zscore_foreground(x: np.ndarray, clip: float = 5.0) -> np.ndarray:
     std = float(core.std()) or 1.0
     out[fg] = np.clip((vals - float(core.mean())) / std, -clip, clip)
     return out
+
+
+def _foreground(x: np.ndarray) -> np.ndarray:
+    """Voxels that differ from the background value (see `zscore_foreground`)."""
+    low = float(x.min())
+    fg = x > low
+    if x.size and np.count_nonzero(~fg) < 0.05 * x.size and x.ndim == 3:
+        faces = np.concatenate([f.ravel() for a in range(3) for f in (np.take(x, 0, a), np.take(x, -1, a))])
+        values, counts = np.unique(faces, return_counts=True)
+        mode = float(values[np.argmax(counts)])
+        if np.count_nonzero(x == mode) > 0.2 * x.size:
+            fg = x != mode
+    return fg
 
 
 def foreground_bbox(data: np.ndarray, margin: int = 8, divisible: int = 1) -> tuple[slice, slice, slice]:
