@@ -37,6 +37,7 @@ MORE = "brats_more"
 LUT_2013 = [0, 1, 2, 1, 3]  # 3 = non-enhancing core -> core, 4 = enhancing -> 3
 LUT_124 = [0, 1, 2, 0, 3]  # 1 core, 2 edema, 4 enhancing
 LUT_123 = [0, 1, 2, 3, 0]  # BraTS 2023
+FOUR = ["flair", "t1c", "t1", "t2"]
 CASES: dict[str, tuple] = {
     **{
         f"brats_2013_pat000{i}_1": (
@@ -45,15 +46,14 @@ CASES: dict[str, tuple] = {
         )
         for i in (3, 4, 5, 6)
     },
-    "brats18_tcia05_396_1": ("expert", f"{MORE}/brats18_tcia05_396_1", ["flair", "t1c", "t1", "t2"], "seg", LUT_124),
+    "brats18_tcia05_396_1": ("expert", f"{MORE}/brats18_tcia05_396_1", FOUR, "seg", LUT_124),
     "brats_gli_00001": ("algo", "brats_gli_00001", ["t2f", "t1c", "t1n", "t2w"], "seg-BraTS23_1", LUT_123),
-    "tcga_du_7294": ("algo", f"{MORE}/tcga_du_7294", ["flair", "t1c", "t1", "t2"], "seg_algorithmic", LUT_124),
-    "tcga_fg_6692": ("algo", f"{MORE}/tcga_fg_6692", ["flair", "t1c", "t1", "t2"], "seg_algorithmic", LUT_124),
-    "brats20_training_001": (
-        "algo", f"{MORE}/brats20_training_001", ["flair", "t1c", "t1", "t2"], "seg_algorithmic", LUT_123,
-    ),
+    "tcga_du_7294": ("algo", f"{MORE}/tcga_du_7294", FOUR, "seg_algorithmic", LUT_124),
+    "tcga_fg_6692": ("algo", f"{MORE}/tcga_fg_6692", FOUR, "seg_algorithmic", LUT_124),
+    "brats20_training_001": ("algo", f"{MORE}/brats20_training_001", FOUR, "seg_algorithmic", LUT_123),
     **{
-        f"wt_case_{i}": ("wt", f"brats18_flair_t1_wt/case_{i}", ["flair", None, "t1", None], "whole_tumor", [0, 2])
+        f"wt_case_{i}": ("wt", f"brats18_flair_t1_wt/case_{i}", ["flair", None, "t1", None], "whole_tumor",
+                         [0, 2])
         for i in range(7)
     },
 }
@@ -73,7 +73,7 @@ def dequantise(q: np.ndarray) -> np.ndarray:
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray, tuple[slice, ...], tuple[int, ...]]:
     """uint8 image (4, box), labels (box), the head box and the full grid shape."""
-    kind, folder, files, label, lut = CASES[name]
+    _kind, folder, files, label, lut = CASES[name]
     chans, shape = [], None
     for f in files:
         if f is None:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                           "offset": offset, "size": len(raw), "box": [[s.start, s.stop] for s in box],
                           "grid": list(shape), "present": present})
             offset += len(raw)
-        print(f"{name}: {kind} box {img.shape[1:]} present {present} labels {np.unique(lab).tolist()}", flush=True)
+        print(f"{name}: {kind} box {img.shape[1:]} present {present} labels {np.unique(lab).tolist()}")
     data = lzma.compress(b"".join(blobs), preset=6)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(data)

@@ -9,6 +9,7 @@ mapped back onto the input's own grid with the exact inverse voxel mapping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,7 +225,54 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def brats_regions(channels: np.ndarray, threshold: float = 0.5, enhancing: int = 3) -> np.ndarray:
-    """TC / WT / ET probability channels -> labels 1 necrotic core, 2 edema, `enhancing` (3 or 4)."""
-    tc, wt, et = (channels[i] > threshold for i in range(3))
+def brats_regions(
+    channels: np.ndarray, threshold: float | Mapping[str, float] = 0.5, enhancing: int = 3
+) -> np.ndarray:
+    """TC / WT / ET probability channels -> labels 1 necrotic core, 2 edema, `enhancing` (3 or 4).
+
+    `threshold` is one number or one per region (``{"TC": .., "WT": .., "ET": ..}``).
+    """
+    t = region_thresholds(threshold)
+    tc, wt, et = (channels[i] > t[k] for i, k in enumerate(("TC", "WT", "ET")))
     return np.where(et, enhancing, np.where(tc, 1, np.where(wt, 2, 0))).astype(np.uint8)
+
+
+def region_thresholds(threshold: float | Mapping[str, float]) -> dict[str, float]:
+    """A card's ``threshold`` (a number or a TC / WT / ET mapping) as a full mapping."""
+    if isinstance(threshold, Mapping):
+        return {k: float(threshold.get(k, 0.5)) for k in ("TC", "WT", "ET")}
+    return dict.fromkeys(("TC", "WT", "ET"), float(threshold))
+
+
+def tumour_components(labels: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Drop tumour components (26-connected, any label) smaller than `min_fraction` of the largest.
+
+    Removes specks of enhancement or edema away from the main tumour; a second lesion
+    of comparable size is kept.
+    """
+    comps, n = ndimage.label(labels > 0, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return labels
+    sizes = np.bincount(comps.ravel(), minlength=n + 1)[1:]
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= min_fraction * sizes.max()
+    return np.where(keep[comps], labels, 0).astype(labels.dtype)
+
+
+def brats_labels(channels: np.ndarray, step: Mapping[str, Any], t1c: bool = True) -> np.ndarray:
+    """Labels from TC / WT / ET probabilities as a card's ``brats_regions`` step says.
+
+    Step keys: ``threshold`` (number or per region), ``enhancing`` (3 or 4),
+    ``min_component`` (fraction of the largest tumour component below which components
+    are dropped; absent: none), ``wt_threshold_without_t1c`` (whole tumour threshold when
+    the exam has no T1c). Without T1c only the whole tumour is given (label 2).
+    """
+    t = region_thresholds(step.get("threshold", 0.5))
+    if t1c:
+        labels = brats_regions(channels, t, int(step.get("enhancing", 3)))
+    else:
+        wt = float(step.get("wt_threshold_without_t1c", t["WT"]))
+        labels = np.where(channels[1] > wt, 2, 0).astype(np.uint8)
+    if step.get("min_component"):
+        labels = tumour_components(labels, float(step["min_component"]))
+    return labels
