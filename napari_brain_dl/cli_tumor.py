@@ -28,8 +28,10 @@ from .cli_models import (
 
 def register(subparsers: Any) -> None:
     """Add ``segment`` and ``click-segment`` to an argparse ``add_subparsers()`` object."""
-    seg = subparsers.add_parser("segment", help="automatic brain-tumour segmentation (BraTS 2023 labels)")
-    _exam_arguments(seg)
+    seg = subparsers.add_parser(
+        "segment", help="automatic brain-tumour segmentation (BraTS 2023 labels); FLAIR and/or T1c"
+    )
+    _exam_arguments(seg, required=False)
     seg.add_argument("--model", default="brats-tumor-seg", help="model id or card (default: brats-tumor-seg)")
     seg.add_argument("--tta", action="store_true", help="4 flipped passes: uncertainty and slices to review")
     seg.add_argument("--uncertainty", help="with --tta: also write the uncertainty map here")
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
     click = subparsers.add_parser(
         "click-segment", help="whole-tumour mask from clicks (voxel indices of FLAIR)"
     )
-    _exam_arguments(click)
+    _exam_arguments(click, required=True)
     click.add_argument(
         "--fg", action="append", required=True, type=_index, help="positive click i,j,k (repeat)"
     )
@@ -49,9 +51,12 @@ def register(subparsers: Any) -> None:
     click.set_defaults(func=cmd_click_segment)
 
 
-def _exam_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flair", required=True, help="FLAIR scan (defines the output grid)")
-    parser.add_argument("--t1c", required=True, help="contrast-enhanced T1 scan")
+def _exam_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    either = "" if required else "; FLAIR or T1c, or both"
+    parser.add_argument("--flair", required=required, help=f"FLAIR scan (defines the output grid{either})")
+    parser.add_argument("--t1c", required=required,
+                        help="contrast-enhanced T1 scan" + ("" if required else
+                                                           " (without it only the whole tumour is given)"))
     parser.add_argument("--t1", help="native T1 scan (optional)")
     parser.add_argument("--t2", help="T2 scan (optional)")
     parser.add_argument(
@@ -93,7 +98,11 @@ def _notify(text: str) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    """``napari-brain-dl segment --flair F --t1c F [--t1 F] [--t2 F] -o OUT [--json J] [--tta]``."""
+    """``napari-brain-dl segment [--flair F] [--t1c F] [--t1 F] [--t2 F] -o OUT [--json J] [--tta]``.
+
+    FLAIR or T1c (or both) is needed; without T1c the labels hold the whole tumour only and the
+    JSON's ``regions_left_out`` says why (its tumour-core and enhancing volumes are null).
+    """
     from .core import io
     from .core.device import choose_device
     from .core.progress import stderr_progress
@@ -101,6 +110,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .core.tasks.tumor import segment_tumor
 
     try:
+        if not args.flair and not args.t1c:
+            raise ValueError("Give --flair or --t1c: tumour segmentation needs at least one of them.")
         if args.uncertainty and not args.tta:
             raise ValueError("--uncertainty needs --tta (the map comes from the flipped passes).")
         _outputs(args, args.uncertainty)
@@ -127,9 +138,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
             io.save(
                 seg.uncertainty, args.uncertainty, overwrite=args.overwrite, description="TTA uncertainty"
             )
+        left_out = seg.provenance.get("regions_left_out", {})
+        measurements = tumor_measurements(seg.labels)
+        if left_out:  # no T1c: core and enhancing were not segmented, not found absent
+            measurements.update(necrotic_core_ml=None, tumor_core_ml=None, enhancing_ml=None,
+                                edema_ml=None, lesions=[], measurable_lesions=None, sum_of_products_mm2=None)
         report = {
             "output": str(args.output),
-            "measurements": tumor_measurements(seg.labels),
+            "measurements": measurements,
+            "regions_left_out": left_out,
             "review_slices": seg.review_slices,
             "notes": seg.notes,
             "provenance": seg.provenance,
@@ -144,6 +161,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return _fail(_sentence(exc))
     flush_warnings()
     m = report["measurements"]
+    if report["regions_left_out"]:
+        print(f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL (no T1c: core, enhancing left out)")
+        return 0
     print(
         f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL, tumour core {m['tumor_core_ml']:.1f} mL, "
         f"enhancing {m['enhancing_ml']:.1f} mL"
@@ -163,7 +183,7 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
         choose_device(args.device)
         exam = _load_exam(args)
         notes: list[str] = []
-        vols, present = prepare_exam(exam, notes)
+        vols, present = prepare_exam(exam, notes, require=("FLAIR", "T1c"))
         if {"T1", "T2"} & set(present):
             notes.append("The click model uses FLAIR and T1c only; T1/T2 were not used.")
         for note in notes:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Train one 3D brain-tumour segmentation network (the members of card ``brats-tumor-seg``).
+"""Train one 3D brain-tumour segmentation network on a CPU (the earlier ``brats-tumor-seg`` recipe).
 
-The shipped card is an ensemble of three runs of this script, combined by
-``scripts/ensemble_tumor_seg.py``; its header lists the exact commands. A single run
+Superseded for the shipped card by ``scripts/train_tumor_gpu.py`` (all 16 labelled exams,
+5-fold cross-validation, GPU; see the card's header). The earlier card was an ensemble of
+three runs of this script, combined by ``scripts/ensemble_tumor_seg.py``. A single run
 (about 75-90 minutes on one thread of a 2-core CPU), e.g.:
 
     python scripts/train_tumor_seg.py --steps 2400 --minutes 74 --seed 0 --threads 1 --eval-every 500

@@ -110,6 +110,35 @@ def test_segment_bad_input_one_sentence_nothing_written(
         assert not out.exists()
 
 
+def test_segment_without_t1c_gives_whole_tumour_and_says_why(
+    gli: dict[str, str], tmp_path: Path, rule_card: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / "wt.nii.gz", tmp_path / "wt.json"
+    code = main(["segment", "--flair", gli["flair"], "--t1", gli["t1"], "-o", str(out), "--json", str(report),
+                 "--model", rule_card, "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    values = np.asarray(nib.load(out).dataobj)
+    assert set(np.unique(values)) == {0, 2}
+    data = json.loads(report.read_text())
+    assert set(data["regions_left_out"]) == {"TC", "ET"} and "T1c" in data["regions_left_out"]["ET"]
+    m = data["measurements"]
+    assert m["whole_tumor_ml"] == pytest.approx(float((values > 0).sum()) * 1e-3, rel=1e-6)
+    assert m["tumor_core_ml"] is None and m["enhancing_ml"] is None  # not segmented, not "0 mL"
+    assert any("only the whole tumour" in n for n in data["notes"])
+    assert "core, enhancing left out" in capsys.readouterr().out
+
+
+def test_segment_without_flair_and_t1c_is_one_sentence(
+    gli: dict[str, str], tmp_path: Path, rule_card: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tumor.nii.gz"
+    code = main(["segment", "--t1", gli["t1"], "-o", str(out), "--json", str(tmp_path / "r.json"),
+                 "--model", rule_card, "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--flair or --t1c" in err, err
+    assert not out.exists() and not (tmp_path / "r.json").exists()
+
+
 def test_click_segment_bad_click_is_one_sentence(
     gli: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -461,11 +461,7 @@ def _restore(
     restored = np.moveaxis(restored, -1, 0)
     if kind == "labels" and "brats_regions" in steps:
         opts = next(s for s in card.postprocessing if s["op"] == "brats_regions")
-        return {
-            "labels": prepost.brats_regions(
-                restored, float(opts.get("threshold", 0.5)), int(opts.get("enhancing", 3))
-            )
-        }
+        return {"labels": prepost.brats_labels(restored, opts)}
     names = list(card.output.get("channels") or [f"ch{i}" for i in range(k)])
     if kind == "image" and k == 1:
         return {"image": restored[0]}

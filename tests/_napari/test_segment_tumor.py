@@ -123,17 +123,20 @@ def test_tta_adds_uncertainty_and_review_moves_the_slice(exam: tuple[Any, Segmen
     assert viewer.dims.point[0] == pytest.approx(flair.translate[0] + 60 * flair.scale[0])
 
 
-def test_missing_t1c_says_so_and_adds_nothing(viewer: Any, brats: dict[str, Volume], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_t1c_gives_the_whole_tumour_and_says_why(
+    viewer: Any, brats: dict[str, Volume], tmp_path: Path, rule_card: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     said: list[str] = []
     monkeypatch.setattr(task_panel, "show_warning", said.append)
     _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
     widget = SegmentTumorWidget(viewer)
     widget.synchronous = True
+    widget.device.value = "cpu"
     assert widget.flair.value == "t2f" and widget.t1c.value is None
-    widget.run()
-    assert len(said) == 1 and "T1c" in said[0] and said[0] == widget.status.value
-    assert len(viewer.layers) == 1
+    layer = _run(widget, rule_card)
+    assert set(np.unique(np.asarray(layer.data))) == {0, 2}  # whole tumour only
+    assert any("only the whole tumour" in s and "T1c" in s for s in said)
+    assert set(layer.metadata["provenance"]["regions_left_out"]) == {"TC", "ET"}
 
 
 def test_empty_image_is_one_sentence(exam: tuple[Any, SegmentTumorWidget], brats: dict[str, Volume],

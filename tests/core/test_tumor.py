@@ -62,10 +62,8 @@ def test_tta_gives_uncertainty_and_slices_to_review(exam: dict[str, Volume], rul
 
 
 def test_missing_and_empty_inputs_are_refused(exam: dict[str, Volume]) -> None:
-    with pytest.raises(ValueError, match="T1c is missing"):
-        segment_tumor(exam["FLAIR"], None)
-    with pytest.raises(ValueError, match="FLAIR is missing"):
-        segment_tumor(None, exam["T1c"])
+    with pytest.raises(ValueError, match="Neither FLAIR nor T1c is given"):
+        segment_tumor(None, None, exam["T1"])
     zero = exam["T1c"].with_data(np.zeros(exam["T1c"].shape, np.int16))
     with pytest.raises(ValueError, match="empty"):
         segment_tumor(exam["FLAIR"], zero)
@@ -92,3 +90,25 @@ def test_grids_that_disagree(exam: dict[str, Volume], rule_card: str) -> None:
     seg = segment_tumor(exam["FLAIR"], shifted, model=card, device="cpu")
     assert seg.labels.same_grid(exam["FLAIR"])
     assert any("resampled onto FLAIR's grid" in n for n in seg.notes)
+
+
+def test_without_t1c_only_the_whole_tumour_is_given(exam: dict[str, Volume], rule_card: str) -> None:
+    """FLAIR + T1 (no contrast agent): label 2 only, TC / ET left out with the reason; T2 is set aside."""
+    notes: list[str] = []
+    seg = segment_tumor(exam["FLAIR"], None, exam["T1"], exam["FLAIR"], model=rule_card, device="cpu",
+                        notify=notes.append)
+    full = segment_tumor(exam["FLAIR"], exam["T1c"], exam["T1"], model=rule_card, device="cpu")
+    labels = np.asarray(seg.labels.data)
+    assert seg.labels.same_grid(exam["FLAIR"]) and set(np.unique(labels)) == {0, 2}
+    assert (labels > 0).any() and not ((labels > 0) & (np.asarray(full.labels.data) == 0)).any()
+    assert set(seg.provenance["regions_left_out"]) == {"TC", "ET"}
+    assert "T1c" in seg.provenance["regions_left_out"]["TC"]
+    assert seg.provenance["missing_inputs"] == ["T1c", "T2"] and seg.provenance["inputs"]["T2"] is None
+    assert any("only the whole tumour" in n for n in seg.notes) and any("T2 is not used" in n for n in notes)
+    assert full.provenance["regions_left_out"] == {}
+
+
+def test_t1c_alone_gives_every_region_on_its_grid(exam: dict[str, Volume], rule_card: str) -> None:
+    seg = segment_tumor(None, exam["T1c"], model=rule_card, device="cpu")
+    assert seg.labels.same_grid(exam["T1c"]) and seg.provenance["regions_left_out"] == {}
+    assert any("No FLAIR" in n for n in seg.notes)

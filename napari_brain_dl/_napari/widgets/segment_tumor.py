@@ -149,6 +149,8 @@ class SegmentTumorWidget(TaskPanel, Container):
         chosen = {label: getattr(self, key).value for key, label in CONTRASTS}
         chosen = {label: name if name in self._viewer.layers else None for label, name in chosen.items()}
         missing = [label for label in ("FLAIR", "T1c") if chosen[label] is None]
+        if missing == ["T1c"] and not allow:  # no contrast agent: whole tumour only (the result says why)
+            missing = []
         if len(missing) == 2 or (missing and not allow):
             hint = " (or tick 'Allow synthetic contrasts' to synthesize it)" if len(missing) == 1 else ""
             raise ValueError(f"Choose the {missing[0]} image layer: tumour segmentation needs FLAIR and "
@@ -169,13 +171,14 @@ class SegmentTumorWidget(TaskPanel, Container):
             self.say(str(exc))
             return
         model, device, tta = self.model.value or DEFAULT_MODEL, self.device.value, bool(self.tta.value)
+        allow = bool(self.allow_synthetic.value)
 
         def work(progress: Any, cancel: CancelToken, notify: Any) -> Any:
             from ...core.tasks.tumor import segment_tumor
 
             progress(0, 1, "Loading the model")
             synthetic = []
-            for label in [name for name in ("FLAIR", "T1c") if volumes[name] is None]:
+            for label in [name for name in ("FLAIR", "T1c") if volumes[name] is None and allow]:
                 from ...core.tasks.synthesize import synthesize
 
                 progress(0, 1, f"Synthesizing the missing {label}")

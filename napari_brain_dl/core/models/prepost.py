@@ -9,6 +9,7 @@ mapped back onto the input's own grid with the exact inverse voxel mapping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,12 +138,14 @@ def zscore_foreground(x: np.ndarray, clip: float = 5.0) -> np.ndarray:
 
     The background is the value the scan takes most outside the head: its minimum
     (0 for raw integer scans, a negative constant for scans z-scored inside the brain).
-    Mean and standard deviation come from foreground voxels between the 0.5 and 99.5
-    percentiles, so a few bright vessels do not set the scale. An all-constant
-    (missing) channel stays all zero.
+    When the minimum is rare (resampling ringing leaves negative values inside the brain
+    while the background stays 0), the background is the commonest value on the volume's
+    faces instead. Mean and standard deviation come from foreground voxels between the
+    0.5 and 99.5 percentiles, so a few bright vessels do not set the scale. An
+    all-constant (missing) channel stays all zero.
     """
     x = np.asarray(x, dtype=np.float32)
-    fg = x > x.min()
+    fg = _foreground(x)
     out = np.zeros_like(x)
     if fg.sum() < 16:
         return out
@@ -152,6 +155,19 @@ def zscore_foreground(x: np.ndarray, clip: float = 5.0) -> np.ndarray:
     std = float(core.std()) or 1.0
     out[fg] = np.clip((vals - float(core.mean())) / std, -clip, clip)
     return out
+
+
+def _foreground(x: np.ndarray) -> np.ndarray:
+    """Voxels that differ from the background value (see `zscore_foreground`)."""
+    low = float(x.min())
+    fg = x > low
+    if x.size and np.count_nonzero(~fg) < 0.05 * x.size and x.ndim == 3:
+        faces = np.concatenate([f.ravel() for a in range(3) for f in (np.take(x, 0, a), np.take(x, -1, a))])
+        values, counts = np.unique(faces, return_counts=True)
+        mode = float(values[np.argmax(counts)])
+        if np.count_nonzero(x == mode) > 0.2 * x.size:
+            fg = x != mode
+    return fg
 
 
 def foreground_bbox(data: np.ndarray, margin: int = 8, divisible: int = 1) -> tuple[slice, slice, slice]:
@@ -209,7 +225,54 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def brats_regions(channels: np.ndarray, threshold: float = 0.5, enhancing: int = 3) -> np.ndarray:
-    """TC / WT / ET probability channels -> labels 1 necrotic core, 2 edema, `enhancing` (3 or 4)."""
-    tc, wt, et = (channels[i] > threshold for i in range(3))
+def brats_regions(
+    channels: np.ndarray, threshold: float | Mapping[str, float] = 0.5, enhancing: int = 3
+) -> np.ndarray:
+    """TC / WT / ET probability channels -> labels 1 necrotic core, 2 edema, `enhancing` (3 or 4).
+
+    `threshold` is one number or one per region (``{"TC": .., "WT": .., "ET": ..}``).
+    """
+    t = region_thresholds(threshold)
+    tc, wt, et = (channels[i] > t[k] for i, k in enumerate(("TC", "WT", "ET")))
     return np.where(et, enhancing, np.where(tc, 1, np.where(wt, 2, 0))).astype(np.uint8)
+
+
+def region_thresholds(threshold: float | Mapping[str, float]) -> dict[str, float]:
+    """A card's ``threshold`` (a number or a TC / WT / ET mapping) as a full mapping."""
+    if isinstance(threshold, Mapping):
+        return {k: float(threshold.get(k, 0.5)) for k in ("TC", "WT", "ET")}
+    return dict.fromkeys(("TC", "WT", "ET"), float(threshold))
+
+
+def tumour_components(labels: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Drop tumour components (26-connected, any label) smaller than `min_fraction` of the largest.
+
+    Removes specks of enhancement or edema away from the main tumour; a second lesion
+    of comparable size is kept.
+    """
+    comps, n = ndimage.label(labels > 0, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return labels
+    sizes = np.bincount(comps.ravel(), minlength=n + 1)[1:]
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= min_fraction * sizes.max()
+    return np.where(keep[comps], labels, 0).astype(labels.dtype)
+
+
+def brats_labels(channels: np.ndarray, step: Mapping[str, Any], t1c: bool = True) -> np.ndarray:
+    """Labels from TC / WT / ET probabilities as a card's ``brats_regions`` step says.
+
+    Step keys: ``threshold`` (number or per region), ``enhancing`` (3 or 4),
+    ``min_component`` (fraction of the largest tumour component below which components
+    are dropped; absent: none), ``wt_threshold_without_t1c`` (whole tumour threshold when
+    the exam has no T1c). Without T1c only the whole tumour is given (label 2).
+    """
+    t = region_thresholds(step.get("threshold", 0.5))
+    if t1c:
+        labels = brats_regions(channels, t, int(step.get("enhancing", 3)))
+    else:
+        wt = float(step.get("wt_threshold_without_t1c", t["WT"]))
+        labels = np.where(channels[1] > wt, 2, 0).astype(np.uint8)
+    if step.get("min_component"):
+        labels = tumour_components(labels, float(step["min_component"]))
+    return labels

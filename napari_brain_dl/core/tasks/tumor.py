@@ -1,9 +1,13 @@
-"""Automatic brain-tumour segmentation: FLAIR + T1c (T1, T2 when present) -> BraTS 2023 labels.
+"""Automatic brain-tumour segmentation: FLAIR and / or T1c (T1, T2 when present) -> BraTS 2023 labels.
 
 Labels: 1 necrotic / non-enhancing core, 2 edema, 3 enhancing; regions WT = 1+2+3,
 TC = 1+3, ET = 3. The model's card normalises the intensities itself, so raw integer
-scans and scans already z-scored inside the brain both work. A missing T1 or T2 is
+scans and scans already z-scored inside the brain both work. A missing contrast is
 given to the model as an all-zero channel (it was trained with contrasts dropped).
+Without T1c (no contrast agent) only the whole tumour is given (label 2): tumour core
+and enhancing tumour are left out and the provenance says why; T2 is then not used
+(the model never saw T2 without T1c). The card's ``brats_regions`` step sets the
+thresholds (chosen by cross-validation) and drops small components away from the tumour.
 
 Test-time augmentation (flips) gives a voxel-wise uncertainty map: the spread of the
 region probabilities between the flipped passes (0 = all passes agree).
@@ -23,6 +27,10 @@ from ..volume import Volume
 
 DEFAULT_MODEL = "brats-tumor-seg"
 CLASS_NAMES = {1: "necrotic / non-enhancing core", 2: "edema", 3: "enhancing"}
+NO_T1C = ("No T1c (contrast-enhanced T1): only the whole tumour is given (label 2); tumour core and "
+          "enhancing tumour need T1c and are left out.")
+NO_FLAIR = ("No FLAIR: the whole tumour (edema) is estimated from T1c alone and is less reliable; "
+            "add FLAIR for a dependable outline.")
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (2,))
 UNCERTAIN = 0.2  # a voxel is "uncertain" when its spread between passes exceeds this
 
@@ -49,7 +57,7 @@ class TumorSegmentation:
 
 def segment_tumor(
     flair: Volume | None,
-    t1c: Volume | None,
+    t1c: Volume | None = None,
     t1: Volume | None = None,
     t2: Volume | None = None,
     *,
@@ -60,17 +68,17 @@ def segment_tumor(
     cancel: CancelToken | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> TumorSegmentation:
-    """Segment a brain tumour; the labels land on FLAIR's grid with FLAIR's affine.
+    """Segment a brain tumour; the labels land on FLAIR's grid (T1c's without FLAIR).
 
     Args:
-        flair, t1c: Required contrasts.
-        t1, t2: Optional contrasts (None when the exam lacks them).
+        flair, t1c: At least one of them. Without T1c only the whole tumour is given.
+        t1, t2: Optional contrasts (None when the exam lacks them; T2 is unused without T1c).
         model: Model id or card path with TC/WT/ET sigmoid outputs.
         device: auto | cpu | cuda | mps.
         tta: Run 4 flipped passes and return the uncertainty map and slices to review.
 
     Raises:
-        ValueError: A required contrast is missing or empty, a scan does not look like a head,
+        ValueError: Neither FLAIR nor T1c is given, a scan is empty or does not look like a head,
             or the contrasts do not cover the same part of space.
 
     Example:
@@ -103,15 +111,22 @@ def segment_tumor(
         stack = np.stack([o.data for o in pred.outputs.values()])  # TC, WT, ET
         passes.append(np.flip(stack, tuple(a + 1 for a in axes)) if axes else stack)
     mean = np.mean(passes, axis=0)
-    labels = prepost.brats_regions(mean, 0.5, 3)
-    ref = vols[0]
+    step = next((s for s in loaded.card.postprocessing if s.get("op") == "brats_regions"),
+                {"threshold": 0.5, "enhancing": 3})
+    labels = prepost.brats_labels(mean, step, t1c="T1c" in present)
+    ref = vols[0] if "FLAIR" in present else vols[1]
+    thresholds = prepost.region_thresholds(step.get("threshold", 0.5))
+    if "T1c" not in present:
+        thresholds = {"WT": float(step.get("wt_threshold_without_t1c", thresholds["WT"]))}
     prov = {
         **pred.provenance,
         "inputs": {
             name: _source(v, name in present)
             for name, v in zip(("FLAIR", "T1c", "T1", "T2"), vols, strict=True)
         },
-        "missing_inputs": [n for n in ("T1", "T2") if n not in present],
+        "missing_inputs": [n for n in ("FLAIR", "T1c", "T1", "T2") if n not in present],
+        "regions_left_out": {} if "T1c" in present else {"TC": NO_T1C, "ET": NO_T1C},
+        "thresholds": thresholds,
         "synthetic_inputs": [
             n for n, v in zip(("FLAIR", "T1c", "T1", "T2"), vols, strict=True)
             if n in present and v.meta.get("synthetic")  # missing channels copy FLAIR's meta
@@ -126,24 +141,40 @@ def segment_tumor(
         notes=notes,
     )
     if tta:
-        spread = np.std(passes, axis=0).max(axis=0).astype(np.float32)
+        spread = np.std(passes, axis=0)[(slice(None) if "T1c" in present else slice(1, 2))]
+        spread = spread.max(axis=0).astype(np.float32)
         result.uncertainty = ref.with_data(spread, name=f"{ref.name}_tumor_uncertainty", provenance=prov)
         result.review_slices = review_slices(spread, labels > 0, ref.affine)
     report(1, 1, "done")
     return result
 
 
-def prepare_exam(contrasts: dict[str, Volume | None], notes: list[str]) -> tuple[list[Volume], list[str]]:
-    """Check the exam and put every contrast on FLAIR's grid; missing optional ones become zeros.
+def prepare_exam(
+    contrasts: dict[str, Volume | None], notes: list[str], require: tuple[str, ...] = ()
+) -> tuple[list[Volume], list[str]]:
+    """Check the exam and put every contrast on FLAIR's grid (T1c's without FLAIR); missing ones become zeros.
 
-    Returns the volumes in model order (FLAIR, T1c, T1, T2) and the names actually given.
+    The exam needs FLAIR or T1c, and every name in `require`. Without T1c, T2 is set aside
+    (the model was never trained on T2 without T1c) and `notes` says so.
+    Returns the volumes in model order (FLAIR, T1c, T1, T2) and the names actually used.
     """
     from ..study import onto_reference
 
-    for name in ("FLAIR", "T1c"):
+    if contrasts.get("FLAIR") is None and contrasts.get("T1c") is None:
+        raise ValueError("Neither FLAIR nor T1c is given: tumour segmentation needs at least one of them.")
+    for name in require:
         if contrasts.get(name) is None:
-            raise ValueError(f"{name} is missing: tumour segmentation needs at least FLAIR and T1c.")
-    ref = contrasts["FLAIR"]
+            raise ValueError(f"{name} is missing: this needs {' and '.join(require)}.")
+    contrasts = dict(contrasts)
+    if contrasts.get("T1c") is None:
+        notes.append(NO_T1C)
+        if contrasts.get("T2") is not None:
+            notes.append("T2 is not used without T1c (the model was trained on FLAIR + T1 for that case).")
+            contrasts["T2"] = None
+    elif contrasts.get("FLAIR") is None:
+        notes.append(NO_FLAIR)
+    ref_name = "FLAIR" if contrasts.get("FLAIR") is not None else "T1c"
+    ref = contrasts[ref_name]
     assert ref is not None
     out, present = [], []
     for name, vol in contrasts.items():
@@ -157,7 +188,7 @@ def prepare_exam(contrasts: dict[str, Volume | None], notes: list[str]) -> tuple
                 "FLAIR does not look skull-stripped; the model was trained on skull-stripped scans: "
                 "strip the skull first (Skull strip) for a reliable result."
             )
-        out.append(onto_reference(vol, ref, name, "FLAIR", notes,
+        out.append(onto_reference(vol, ref, name, ref_name, notes,
                                   hint="register them first (Load exam with 'register')."))
     return out, present
 
