@@ -64,6 +64,36 @@ def test_brute_occlusion_equals_captum() -> None:
     assert ours.passes == ours.windows + 1
 
 
+def test_brute_occlusion_keeps_its_window_grid_on_uneven_shapes() -> None:
+    from napari_brain_dl.core.progress import Cancelled, CancelToken
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv3d(2, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(3, 2)
+    ).eval()
+    x = torch.randn(1, 2, 26, 30, 17)  # no axis a multiple of the stride: captum would add edge windows
+
+    def score(b: torch.Tensor) -> torch.Tensor:
+        return net(b)[:, 1]
+
+    seen: list[int] = []
+    occ = occlusion(score, x, patch=8, stride=4, mode="brute", quantum=0, batch=5, report=seen.append)
+    assert occ.values is not None and occ.values.shape == (5, 6, 3) and occ.evaluated.all()
+    assert occ.passes == occ.windows + 1 == 91 and seen[-1] == 91
+    assert np.all(occ.map[24:] == 0) and np.all(occ.map[:, :, 16:] == 0)  # beyond the last full window
+    with torch.no_grad():
+        for idx in [(0, 0, 0), (4, 5, 2), (2, 3, 1), (3, 0, 2)]:
+            occluded = x.clone()
+            occluded[
+                0, :, 4 * idx[0] : 4 * idx[0] + 8, 4 * idx[1] : 4 * idx[1] + 8, 4 * idx[2] : 4 * idx[2] + 8
+            ] = 0
+            assert occ.values[idx] == pytest.approx(float(score(x)[0] - score(occluded)[0]), abs=1e-6)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        occlusion(score, x, patch=8, stride=4, mode="brute", cancel=token)
+
+
 def test_fast_occlusion_matches_brute_with_fewer_passes(lesion: tuple[torch.Tensor, np.ndarray]) -> None:
     from scipy.stats import spearmanr
 
