@@ -1,4 +1,4 @@
-"""Image-similarity metrics inside a mask: PSNR, SSIM and MAE.
+"""Image-similarity metrics inside a mask (PSNR, SSIM, MAE) and the Dice overlap of masks.
 
 One definition for synthesis and super-resolution, benches and tests alike:
 the intensity range is the 0.5-99.5 percentile range of the *real* image inside
@@ -102,3 +102,20 @@ def image_scores(pred: np.ndarray, real: np.ndarray, mask: np.ndarray | None = N
     data_range = intensity_range(real, mask)
     mae = float(np.mean(np.abs(pred[mask] - real[mask]))) / data_range
     return ImageScores(psnr(pred, real, mask, data_range), ssim(pred, real, mask, data_range), mae)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap of two masks (non-zero = inside) by MONAI's `compute_dice`; 1.0 when both are empty.
+
+    Example:
+        >>> round(dice(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])), 4)
+        0.6667
+    """
+    import torch
+    from monai.metrics import compute_dice
+
+    a, b = np.asarray(a) != 0, np.asarray(b) != 0
+    if a.shape != b.shape:
+        raise ValueError(f"Cannot compare masks of shapes {a.shape} and {b.shape}.")
+    pred, ref = (torch.from_numpy(m)[None, None].double() for m in (a, b))  # (batch, channel, ...)
+    return float(compute_dice(pred, ref, ignore_empty=False)[0, 0])

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from napari_brain_dl.core.explain.checks import similarity, ssim3d
-from napari_brain_dl.core.image_metrics import image_scores, ssim
+from napari_brain_dl.core.image_metrics import dice, image_scores, ssim
 
 
 def _previous_ssim(x: np.ndarray, y: np.ndarray, data_range: float, blur) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -50,3 +50,15 @@ def test_image_scores_and_similarity_stay_at_their_limits() -> None:
     assert image_scores(real[::-1].copy(), real, match=False).ssim < 0.2
     brain = np.ones(real.shape, bool)
     assert similarity(real, real, brain) == pytest.approx((1.0, 1.0))
+
+
+def test_dice_by_monai_equals_the_formula_and_handles_empty_masks() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.random((30, 20, 10)) > 0.6, rng.random((30, 20, 10)) > 0.3
+    assert dice(a, b) == pytest.approx(2 * (a & b).sum() / (a.sum() + b.sum()), rel=1e-6)
+    labels = np.where(a, 3, 0).astype(np.uint8)  # any non-zero label is inside
+    assert dice(labels, a) == pytest.approx(1.0)
+    empty = np.zeros_like(a)
+    assert dice(empty, empty) == 1.0 and dice(a, empty) == 0.0 and dice(empty, b) == 0.0
+    with pytest.raises(ValueError, match="shapes"):
+        dice(a, b[:5])
