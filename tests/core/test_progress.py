@@ -1,0 +1,43 @@
+"""The CLI's progress: a tqdm bar on a terminal, plain lines (no carriage return) in logs."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from napari_brain_dl.core.progress import StderrProgress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_lines_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    show = StderrProgress()
+    for done in range(11):
+        show(done, 10, "Running model" if done < 10 else "Writing")
+    show(0, 3, "Next task")
+    show(3, 3, "Next task")
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert lines[0] == "[0/10] Running model 0% 00:00<?"
+    assert lines[-3].startswith("[10/10] Writing 100%")  # the last state of a bar is always written
+    assert lines[-2].startswith("[0/3] Next task") and lines[-1].startswith("[3/3] Next task 100%")
+    assert len(lines) <= 6  # at most one line a second in between
+
+
+def test_bar_on_a_terminal_and_an_unfinished_bar_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    show = StderrProgress()
+    show(2, 5, "Running model")
+    assert term.getvalue().startswith("\rRunning model:") and "2/5" in term.getvalue()
+    written = len(term.getvalue())
+    show.drop()
+    assert "3/5" not in term.getvalue()[written:] and show._bar is None
+    show(1, 5, "again")  # a new bar after a dropped one
+    assert "1/5" in term.getvalue()[written:]
+    show.drop()
