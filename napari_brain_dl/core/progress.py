@@ -66,11 +66,13 @@ class _Lines:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.last = ""
 
     def write(self, text: str) -> int:
         line = text.replace("\r", "").rstrip()
-        if line:
+        if line and line != self.last:  # tqdm redraws the final state when it closes
             self.stream.write(line + "\n")
+            self.last = line
         return len(text)
 
     def flush(self) -> None:

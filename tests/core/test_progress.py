@@ -26,7 +26,7 @@ def test_plain_lines_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture
     assert lines[0] == "[0/10] Running model 0% 00:00<?"
     assert lines[-3].startswith("[10/10] Writing 100%")  # the last state of a bar is always written
     assert lines[-2].startswith("[0/3] Next task") and lines[-1].startswith("[3/3] Next task 100%")
-    assert len(lines) <= 6  # at most one line a second in between
+    assert len(lines) <= 6 and len(set(lines)) == len(lines)  # at most one a second, none repeated
 
 
 def test_bar_on_a_terminal_and_an_unfinished_bar_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
