@@ -202,6 +202,26 @@ def test_captum_gradcam_equals_the_previous_implementation(sign: str) -> None:
     assert not any(m._forward_hooks for m in [*net.modules(), *seg.modules()])
 
 
+def test_gradcam_uses_the_layers_own_output_before_in_place_ops() -> None:
+    """A layer followed by an in-place activation (BatchNorm -> LeakyReLU(inplace)): captum keeps the
+    layer's output; the previous hook read it after the activation had overwritten it."""
+    import copy
+
+    torch.manual_seed(3)
+    net = TumorClassifier(2, features=(4, 4, 6, 6), topk=3).eval()
+    x = torch.randn(1, 2, 24, 20, 16)
+    plain = copy.deepcopy(net)
+    for m in plain.modules():
+        if isinstance(m, nn.LeakyReLU):
+            m.inplace = False
+    ours, _ = gradcam(net, x, class_target(1), layer="blocks.3.1", sign="signed")
+    ref = _previous_gradcam(plain, x, class_target(1), "blocks.3.1", "signed")
+    overwritten = _previous_gradcam(net, x, class_target(1), "blocks.3.1", "signed")
+    peak = float(np.abs(ref).max())
+    assert np.abs(ours - ref).max() <= 1e-5 * peak
+    assert np.abs(overwritten - ref).max() > 0.1 * peak  # what the previous implementation got wrong
+
+
 def test_gradcam_layer_outside_the_target_is_refused() -> None:
     seg = TinySegmenter().eval()
     seg.spare = nn.Conv3d(1, 1, 3)  # registered, never called
