@@ -83,8 +83,10 @@ class StderrProgress:
     """Progress for the command line through tqdm on stderr.
 
     A bar redrawn in place when stderr is a terminal; otherwise plain lines (no carriage
-    return), at most one a second plus the last. A new bar starts when the total changes,
-    the count goes back, or stderr is another stream; an unfinished bar is dropped at exit.
+    return): none in the first second (a command refusing its input prints its one error
+    sentence alone), then at most one a second, and always the last. A new bar starts when
+    the total changes, the count goes back, or stderr is another stream; an unfinished bar is
+    dropped at exit.
 
     Example:
         >>> show = StderrProgress()
@@ -114,6 +116,7 @@ class StderrProgress:
                 file=stream if tty else _Lines(stream),
                 position=0,
                 mininterval=0.1 if tty else 1.0,
+                delay=0.0 if tty else 1.0,
                 dynamic_ncols=tty,
                 ascii=not tty,
                 bar_format=None if tty else lines,
@@ -121,6 +124,7 @@ class StderrProgress:
         bar.set_description_str(text, refresh=False)
         bar.update(done - bar.n)
         if done >= total:
+            bar.delay = 0.0  # the final state is written even when it came within the delay
             bar.close()
             self._bar = None
 

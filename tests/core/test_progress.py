@@ -20,13 +20,30 @@ def test_plain_lines_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture
         show(done, 10, "Running model" if done < 10 else "Writing")
     show(0, 3, "Next task")
     show(3, 3, "Next task")
+    show(1, 4, "Refused")  # a command that stops here prints only its error sentence
+    show.drop()
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()
-    assert lines[0] == "[0/10] Running model 0% 00:00<?"
-    assert lines[-3].startswith("[10/10] Writing 100%")  # the last state of a bar is always written
-    assert lines[-2].startswith("[0/3] Next task") and lines[-1].startswith("[3/3] Next task 100%")
-    assert len(lines) <= 6 and len(set(lines)) == len(lines)  # at most one a second, none repeated
+    assert len(lines) == 2, lines  # nothing in the first second but each final state
+    assert lines[0].startswith("[10/10] Writing 100% ") and lines[1].startswith("[3/3] Next task 100% ")
+
+
+def test_lines_at_most_once_a_second(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tqdm.std
+
+    clock = [1000.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
+    show = StderrProgress()
+    for done in range(21):
+        show(done, 20, "Running model")
+        clock[0] += 0.25  # four calls a second
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("[4/20] Running model 20% ")  # after the first second
+    assert lines[-1].startswith("[20/20] Running model 100% ")
+    assert 5 <= len(lines) <= 6 and len(set(lines)) == len(lines), lines
 
 
 def test_bar_on_a_terminal_and_an_unfinished_bar_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
