@@ -83,7 +83,7 @@ class StderrProgress:
     """Progress for the command line through tqdm on stderr.
 
     A bar redrawn in place when stderr is a terminal; otherwise plain lines (no carriage
-    return): none in the first second (a command refusing its input prints its one error
+    return): none in the first two seconds (a command refusing its input prints its one error
     sentence alone), then at most one a second, and always the last. A new bar starts when
     the total changes, the count goes back, or stderr is another stream; an unfinished bar is
     dropped at exit.
@@ -116,7 +116,7 @@ class StderrProgress:
                 file=stream if tty else _Lines(stream),
                 position=0,
                 mininterval=0.1 if tty else 1.0,
-                delay=0.0 if tty else 1.0,
+                delay=0.0 if tty else 2.0,
                 dynamic_ncols=tty,
                 ascii=not tty,
                 bar_format=None if tty else lines,
