@@ -117,5 +117,11 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a) != 0, np.asarray(b) != 0
     if a.shape != b.shape:
         raise ValueError(f"Cannot compare masks of shapes {a.shape} and {b.shape}.")
-    pred, ref = (torch.from_numpy(m)[None, None].double() for m in (a, b))  # (batch, channel, ...)
-    return float(compute_dice(pred, ref, ignore_empty=False)[0, 0])
+    either = a | b
+    box = tuple(  # voxels outside both masks add nothing: score their bounding box only
+        slice(int(idx[0]), int(idx[-1]) + 1) if len(idx) else slice(0, 0)
+        for idx in (np.flatnonzero(either.any(axis=tuple(k for k in range(a.ndim) if k != ax)))
+                    for ax in range(a.ndim))
+    )
+    pred, ref = (torch.from_numpy(np.ascontiguousarray(m[box]))[None, None].double() for m in (a, b))
+    return float(compute_dice(pred, ref, ignore_empty=False)[0, 0])  # (batch, channel, ...) tensors

@@ -56,6 +56,10 @@ def test_dice_by_monai_equals_the_formula_and_handles_empty_masks() -> None:
     rng = np.random.default_rng(1)
     a, b = rng.random((30, 20, 10)) > 0.6, rng.random((30, 20, 10)) > 0.3
     assert dice(a, b) == pytest.approx(2 * (a & b).sum() / (a.sum() + b.sum()), rel=1e-6)
+    small_a, small_b = np.zeros((40, 30, 20), bool), np.zeros((40, 30, 20), bool)
+    small_a[5:9, 20:26, 3:7], small_b[7:12, 22:29, 4:6] = True, True  # scored inside their bounding box
+    inter = (small_a & small_b).sum()
+    assert dice(small_a, small_b) == pytest.approx(2 * inter / (small_a.sum() + small_b.sum()), rel=1e-6)
     labels = np.where(a, 3, 0).astype(np.uint8)  # any non-zero label is inside
     assert dice(labels, a) == pytest.approx(1.0)
     empty = np.zeros_like(a)
