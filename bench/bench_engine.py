@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from napari_brain_dl.core import io  # noqa: E402
+from napari_brain_dl.core.image_metrics import dice  # noqa: E402
 from napari_brain_dl.core.inference import clear_cache, get_model, predict  # noqa: E402
 from napari_brain_dl.core.models.loaders import read_state_dict  # noqa: E402
 from napari_brain_dl.core.models.prepost import fill_holes, largest_component  # noqa: E402
@@ -86,11 +87,6 @@ def eager_mindgrab(weights: Path) -> nn.Module:
         strict=True,
     )
     return net.eval()
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0, b > 0
-    return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
 
 def main() -> None:

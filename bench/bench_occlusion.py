@@ -6,8 +6,10 @@ same target (the calibrated tumour probability, softmax of logits / temperature)
 
 - **fast**: `napari_brain_dl.core.explain.occlusion` mode "fast" (patch 16, stride 8; windows
   without brain skipped, coarse grid, refinement of the most important windows, batches of 8);
-- **brute (ours)**: the same windows, every one evaluated;
-- **captum**: ``captum.attr.Occlusion`` with the same patch, stride and zero baseline;
+- **brute (ours)**: the same windows, every one evaluated (mode "brute": captum's ``Occlusion``
+  on the input up to the last full window, the rest put back by the forward function);
+- **captum**: ``captum.attr.Occlusion`` called directly with the same patch, stride and zero
+  baseline (it adds a partial window at each axis' end: 730 windows instead of 649 here);
 - **MONAI default**: ``monai.visualize.OcclusionSensitivity(model)`` with its defaults
   (mask 16, overlap 0.6, gaussian occlusion, batches of 16, softmax).
 

@@ -1,4 +1,4 @@
-"""Image-similarity metrics inside a mask: PSNR, SSIM and MAE.
+"""Image-similarity metrics inside a mask (PSNR, SSIM, MAE) and the Dice overlap of masks.
 
 One definition for synthesis and super-resolution, benches and tests alike:
 the intensity range is the 0.5-99.5 percentile range of the *real* image inside
@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -48,22 +47,31 @@ def psnr(pred: np.ndarray, real: np.ndarray, mask: np.ndarray, data_range: float
     return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
+def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, *, sigma: float | None = 1.5,
+             size: int = 7) -> np.ndarray:
+    """Per-voxel SSIM (Wang et al. 2004 constants) by scikit-image's `structural_similarity`.
+
+    Gaussian window of `sigma` (truncated at 3.5 sigma), or a uniform window of side `size` when
+    `sigma` is None; population covariances; borders reflected, not cropped (callers average the
+    map where they need it). Images smaller than the window are padded by reflection first.
+    """
+    from skimage.metrics import structural_similarity
+
+    gaussian = sigma is not None
+    win = 2 * int(3.5 * sigma + 0.5) + 1 if sigma is not None else int(size)
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    pad = win // 2 if min(x.shape) < win else 0
+    if pad:
+        x, y = np.pad(x, pad, mode="symmetric"), np.pad(y, pad, mode="symmetric")
+    _, s = structural_similarity(x, y, win_size=win, data_range=data_range, gaussian_weights=gaussian,
+                                 sigma=sigma or 1.5, use_sample_covariance=False, full=True)
+    return s[(slice(pad, -pad),) * s.ndim] if pad else s
+
+
 def ssim(pred: np.ndarray, real: np.ndarray, mask: np.ndarray, data_range: float,
          sigma: float = 1.5) -> float:
     """Mean structural similarity over `mask` (Gaussian window, Wang et al. 2004 constants)."""
-    x = pred.astype(np.float64)
-    y = real.astype(np.float64)
-
-    def blur(a: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(a, sigma, truncate=3.5)
-
-    mx, my = blur(x), blur(y)
-    vx = blur(x * x) - mx * mx
-    vy = blur(y * y) - my * my
-    cxy = blur(x * y) - mx * my
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(s[mask].mean())
+    return float(ssim_map(pred, real, data_range, sigma=sigma)[mask].mean())
 
 
 def image_scores(pred: np.ndarray, real: np.ndarray, mask: np.ndarray | None = None, *,
@@ -94,3 +102,26 @@ def image_scores(pred: np.ndarray, real: np.ndarray, mask: np.ndarray | None = N
     data_range = intensity_range(real, mask)
     mae = float(np.mean(np.abs(pred[mask] - real[mask]))) / data_range
     return ImageScores(psnr(pred, real, mask, data_range), ssim(pred, real, mask, data_range), mae)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap of two masks (non-zero = inside) by MONAI's `compute_dice`; 1.0 when both are empty.
+
+    Example:
+        >>> round(dice(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])), 4)
+        0.6667
+    """
+    import torch
+    from monai.metrics import compute_dice
+
+    a, b = np.asarray(a) != 0, np.asarray(b) != 0
+    if a.shape != b.shape:
+        raise ValueError(f"Cannot compare masks of shapes {a.shape} and {b.shape}.")
+    either = a | b
+    box = tuple(  # voxels outside both masks add nothing: score their bounding box only
+        slice(int(idx[0]), int(idx[-1]) + 1) if len(idx) else slice(0, 0)
+        for idx in (np.flatnonzero(either.any(axis=tuple(k for k in range(a.ndim) if k != ax)))
+                    for ax in range(a.ndim))
+    )
+    pred, ref = (torch.from_numpy(np.ascontiguousarray(m[box]))[None, None].double() for m in (a, b))
+    return float(compute_dice(pred, ref, ignore_empty=False)[0, 0])  # (batch, channel, ...) tensors

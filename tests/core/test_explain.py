@@ -64,6 +64,36 @@ def test_brute_occlusion_equals_captum() -> None:
     assert ours.passes == ours.windows + 1
 
 
+def test_brute_occlusion_keeps_its_window_grid_on_uneven_shapes() -> None:
+    from napari_brain_dl.core.progress import Cancelled, CancelToken
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv3d(2, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(3, 2)
+    ).eval()
+    x = torch.randn(1, 2, 26, 30, 17)  # no axis a multiple of the stride: captum would add edge windows
+
+    def score(b: torch.Tensor) -> torch.Tensor:
+        return net(b)[:, 1]
+
+    seen: list[int] = []
+    occ = occlusion(score, x, patch=8, stride=4, mode="brute", quantum=0, batch=5, report=seen.append)
+    assert occ.values is not None and occ.values.shape == (5, 6, 3) and occ.evaluated.all()
+    assert occ.passes == occ.windows + 1 == 91 and seen[-1] == 91
+    assert np.all(occ.map[24:] == 0) and np.all(occ.map[:, :, 16:] == 0)  # beyond the last full window
+    with torch.no_grad():
+        for idx in [(0, 0, 0), (4, 5, 2), (2, 3, 1), (3, 0, 2)]:
+            occluded = x.clone()
+            occluded[
+                0, :, 4 * idx[0] : 4 * idx[0] + 8, 4 * idx[1] : 4 * idx[1] + 8, 4 * idx[2] : 4 * idx[2] + 8
+            ] = 0
+            assert occ.values[idx] == pytest.approx(float(score(x)[0] - score(occluded)[0]), abs=1e-6)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        occlusion(score, x, patch=8, stride=4, mode="brute", cancel=token)
+
+
 def test_fast_occlusion_matches_brute_with_fewer_passes(lesion: tuple[torch.Tensor, np.ndarray]) -> None:
     from scipy.stats import spearmanr
 
@@ -109,6 +139,97 @@ def test_gradcam_averages_gradients_over_all_three_axes() -> None:
     manual = (grad.mean(dim=(2, 3, 4), keepdim=True) * acts["a"]).sum(1, keepdim=True)
     manual = nn.functional.interpolate(manual, size=(16, 16, 16), mode="trilinear", align_corners=False)
     assert np.allclose(cam, manual[0, 0].detach().numpy(), atol=1e-5)
+
+
+def _previous_gradcam(module: nn.Module, x: torch.Tensor, target, layer: str, sign: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The hand-written Grad-CAM that captum's LayerGradCam replaced, kept as the reference."""
+    store: dict[str, torch.Tensor] = {}
+
+    def forward_hook(_m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        store["act"] = out
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    handle = dict(module.named_modules())[layer].register_forward_hook(forward_hook)
+    try:
+        with torch.enable_grad():
+            x = x.detach().clone().requires_grad_(True)
+            score = target(module(x)).sum()
+            module.zero_grad(set_to_none=True)
+            score.backward()
+    finally:
+        handle.remove()
+    act, grad = store["act"].detach(), store["grad"].detach()
+    cam = ((grad.mean(dim=(2, 3, 4), keepdim=True)) * act).sum(dim=1, keepdim=True)
+    cam = cam.clamp(min=0) if sign == "relu" else cam.abs() if sign == "abs" else cam
+    size = tuple(x.shape[2:])
+    cam = nn.functional.interpolate(cam.float(), size=size, mode="trilinear", align_corners=False)
+    return cam[0, 0].numpy()
+
+
+class TinySegmenter(nn.Module):
+    """Two-class voxelwise logits (B, 2, d, h, w) through a stride-2 encoder and an upsampling head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        conv = nn.Conv3d(1, 4, 3, stride=2, padding=1)
+        self.encoder = nn.Sequential(conv, nn.LeakyReLU(0.01, inplace=True))
+        self.head = nn.Conv3d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(self.head(self.encoder(x)), size=tuple(x.shape[2:]), mode="nearest")
+
+
+@pytest.mark.parametrize("sign", ["relu", "abs", "signed"])
+def test_captum_gradcam_equals_the_previous_implementation(sign: str) -> None:
+    torch.manual_seed(3)
+    net = TumorClassifier(2, features=(4, 4, 6, 6), topk=3).eval()
+    x = torch.randn(1, 2, 24, 20, 16)
+    seg = TinySegmenter().eval()
+    xs = torch.randn(1, 1, 16, 12, 20)
+    region = torch.zeros(1, 16, 12, 20, dtype=torch.bool)
+    region[:, 4:12, 2:8, 5:15] = True
+    cases = [(net, x, class_target(1), layer) for layer in ("blocks.3", "blocks.2", "blocks.1.3")] + [
+        (seg, xs, region_target(1, region), "encoder"),
+        (seg, xs, region_target(0, region), "encoder"),
+    ]
+    for model, inp, target, layer in cases:
+        ours, name = gradcam(model, inp, target, layer=layer, sign=sign)
+        ref = _previous_gradcam(model, inp, target, layer, sign)
+        assert name == layer and ours.shape == ref.shape == tuple(inp.shape[2:])
+        peak = float(np.abs(ref).max())
+        assert peak > 0  # a real map, not all zeros
+        assert np.abs(ours - ref).max() <= 1e-5 * peak, (layer, np.abs(ours - ref).max(), peak)
+    assert not any(m._forward_hooks for m in [*net.modules(), *seg.modules()])
+
+
+def test_gradcam_uses_the_layers_own_output_before_in_place_ops() -> None:
+    """A layer followed by an in-place activation (BatchNorm -> LeakyReLU(inplace)): captum keeps the
+    layer's output; the previous hook read it after the activation had overwritten it."""
+    import copy
+
+    torch.manual_seed(3)
+    net = TumorClassifier(2, features=(4, 4, 6, 6), topk=3).eval()
+    x = torch.randn(1, 2, 24, 20, 16)
+    plain = copy.deepcopy(net)
+    for m in plain.modules():
+        if isinstance(m, nn.LeakyReLU):
+            m.inplace = False
+    ours, _ = gradcam(net, x, class_target(1), layer="blocks.3.1", sign="signed")
+    ref = _previous_gradcam(plain, x, class_target(1), "blocks.3.1", "signed")
+    overwritten = _previous_gradcam(net, x, class_target(1), "blocks.3.1", "signed")
+    peak = float(np.abs(ref).max())
+    assert np.abs(ours - ref).max() <= 1e-5 * peak
+    assert np.abs(overwritten - ref).max() > 0.1 * peak  # what the previous implementation got wrong
+
+
+def test_gradcam_layer_outside_the_target_is_refused() -> None:
+    seg = TinySegmenter().eval()
+    seg.spare = nn.Conv3d(1, 1, 3)  # registered, never called
+    x = torch.randn(1, 1, 8, 8, 8)
+    with pytest.raises(LayerError, match="'spare' is not used"):
+        gradcam(seg, x, lambda out: out[:, 1].sum((1, 2, 3)), layer="spare")
+    with pytest.raises(LayerError, match="'1' has no 3D feature maps"):
+        gradcam(nn.Sequential(nn.Conv3d(1, 2, 1), nn.Flatten()), x, lambda out: out.sum(1), layer="1")
 
 
 def test_region_target_sums_logits_over_mask() -> None:

@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from napari_brain_dl.core import io
+from napari_brain_dl.core.image_metrics import dice
 from napari_brain_dl.core.tasks import parcellate, skullstrip
 from napari_brain_dl.core.volume import Volume
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a) > 0, np.asarray(b) > 0
-    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
 
 
 @pytest.fixture(scope="module")

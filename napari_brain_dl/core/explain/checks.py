@@ -25,6 +25,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from ..image_metrics import ssim_map
 from ..progress import CancelToken, check
 
 MapFn = Callable[[nn.Module], np.ndarray]  # model -> heatmap on the model grid
@@ -55,18 +56,8 @@ def similarity(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> tuple[float, 
 
 
 def ssim3d(a: np.ndarray, b: np.ndarray, size: int = 7, data_range: float = 1.0) -> float:
-    """Mean structural similarity of two 3D arrays (uniform 7^3 window, Wang et al. 2004 constants)."""
-    from scipy.ndimage import uniform_filter
-
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = uniform_filter(a, size), uniform_filter(b, size)
-    var_a = uniform_filter(a * a, size) - mu_a**2
-    var_b = uniform_filter(b * b, size) - mu_b**2
-    cov = uniform_filter(a * b, size) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    return float((num / den).mean())
+    """Mean structural similarity of two 3D arrays over every voxel (uniform `size`^3 window)."""
+    return float(ssim_map(a, b, data_range, sigma=None, size=size).mean())
 
 
 def cascade_groups(module: nn.Module, max_steps: int = 5) -> list[list[nn.Module]]:

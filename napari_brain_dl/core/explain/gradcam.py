@@ -10,7 +10,7 @@
 - upsampling: trilinear to the model input's size; no min-max normalisation (MONAI's
   default normaliser maps the maximum to 0 and inverts maps).
 
-Hooks are removed in a ``finally`` block, whatever happens.
+captum's ``LayerGradCam`` computes the map and removes its hooks whatever happens.
 """
 
 from __future__ import annotations
@@ -92,46 +92,41 @@ def gradcam(
 ) -> tuple[np.ndarray, str]:
     """Grad-CAM of `target` at `layer` for input x (1, C, d, h, w); returns (map (d, h, w), layer name).
 
+    Computed by captum's ``LayerGradCam`` (gradients averaged over every spatial axis, channels
+    summed) and upsampled by ``LayerAttribution.interpolate`` (trilinear, ``align_corners=False``).
+
     Example:
         >>> cam, layer = gradcam(net, x, class_target(1))  # doctest: +SKIP
         >>> cam.shape == tuple(x.shape[2:]), layer  # doctest: +SKIP
         (True, 'blocks.3')
     """
+    from captum.attr import LayerAttribution, LayerGradCam
+
     if sign not in SIGNS:
         raise ValueError(f"Unknown sign handling {sign!r}; choose one of {', '.join(SIGNS)}.")
     name, layer_module = resolve_layer(module, layer)
-    store: dict[str, torch.Tensor] = {}
 
-    def forward_hook(_m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        store["act"] = out
-        out.register_hook(lambda g: store.__setitem__("grad", g))
+    def score(inp: torch.Tensor) -> torch.Tensor:
+        out = module(inp)
+        value = target(out[0] if isinstance(out, (tuple, list)) else out)
+        return value.reshape(len(inp), -1).sum(1)  # one score per sample, as captum needs
 
-    handle = layer_module.register_forward_hook(forward_hook)
     try:
-        with torch.enable_grad():
-            x = x.detach().clone().requires_grad_(True)
-            out = module(x)
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            score = target(out).sum()
-            module.zero_grad(set_to_none=True)
-            score.backward()
-    finally:
-        handle.remove()
-    if "act" not in store or "grad" not in store:
-        raise LayerError(f"Layer {name!r} did not take part in computing the target; choose another layer.")
-    act, grad = store["act"].detach(), store["grad"].detach()
-    if act.ndim != 5:
+        cam = LayerGradCam(score, layer_module).attribute(x.detach(), relu_attributions=sign == "relu")
+    except AssertionError as err:
+        if "did not obtain any outputs" not in str(err):
+            raise
+        raise LayerError(f"Layer {name!r} is not used by the model's forward pass; choose another.") from err
+    except RuntimeError as err:
+        if "not have been used in the graph" not in str(err):
+            raise
+        raise LayerError(f"Layer {name!r} takes no part in computing the target; choose another.") from err
+    cam = cam[0] if isinstance(cam, tuple) else cam
+    if cam.ndim != 5:
         raise LayerError(
-            f"Layer {name!r} has no 3D feature maps (shape {tuple(act.shape)}); choose a conv block."
+            f"Layer {name!r} has no 3D feature maps (Grad-CAM shape {tuple(cam.shape)}); choose a conv block."
         )
-    weights = grad.mean(dim=(2, 3, 4), keepdim=True)  # all three spatial axes
-    cam = (weights * act).sum(dim=1, keepdim=True)
-    if sign == "relu":
-        cam = cam.clamp(min=0)
-    elif sign == "abs":
+    if sign == "abs":
         cam = cam.abs()
-    cam = nn.functional.interpolate(
-        cam.float(), size=tuple(x.shape[2:]), mode="trilinear", align_corners=False
-    )
+    cam = LayerAttribution.interpolate(cam.detach().float(), tuple(x.shape[2:]), "trilinear")
     return cam[0, 0].cpu().numpy(), name

@@ -1,11 +1,13 @@
 """Occlusion sensitivity in 3D: brute force, and a fast coarse-to-fine mode.
 
 Both modes define the same map: cubes of side ``patch`` slide with ``stride`` over the
-model input (window starts ``0, stride, ...``, as captum's ``Occlusion``); a window's value
+model input (window starts ``0, stride, ...``, as captum's ``Occlusion``, without the partial
+window captum adds at an axis' end when the stride does not divide the room left); a window's value
 is ``score(x) - score(x with the cube set to the baseline)``; a voxel's value is the mean
 over the windows covering it. Positive = the cube held evidence for the target.
 
-Brute force evaluates every window. Fast mode:
+Brute force evaluates every window through captum's ``Occlusion``. Fast mode (ours: captum
+evaluates every window or none, this mode chooses which):
 
 1. skips windows holding no brain voxel (occluding background with the background value
    changes nothing, so their value is exactly 0) and, in the coarse-to-fine stages, windows
@@ -113,8 +115,10 @@ def occlusion(
     values = np.zeros(grid_shape, np.float64)
     evaluated = np.zeros(grid_shape, bool)
     passes = [1]
-    with torch.no_grad():
-        base = float(score(x)[0])
+    base = 0.0
+    if mode != "brute":  # captum evaluates the unoccluded input itself
+        with torch.no_grad():
+            base = float(score(x)[0])
 
     def run(indices: list[tuple[int, ...]]) -> None:
         for i in range(0, len(indices), batch):
@@ -141,7 +145,9 @@ def occlusion(
 
     coarse_map = None
     if mode == "brute":
-        run(list(np.ndindex(grid_shape)))  # every window, as captum's Occlusion does
+        values[:] = _captum_windows(score, x, starts, patch, stride, baseline, batch, report, cancel)
+        evaluated[:] = True
+        passes[0] += values.size
     else:
         sub = [_coarse_indices(n, coarse) for n in grid_shape]
         mostly = share >= min_brain  # fast modes skip windows mostly outside the brain
@@ -159,6 +165,64 @@ def occlusion(
     voxel = finish(values)
     seconds = time.perf_counter() - start
     return OcclusionMap(voxel, passes[0], int(np.prod(grid_shape)), evaluated, seconds, coarse_map, values)
+
+
+def _captum_windows(
+    score: Score,
+    x: torch.Tensor,
+    starts: list[np.ndarray],
+    patch: int,
+    stride: int,
+    baseline: float,
+    batch: int,
+    report: Report | None,
+    cancel: CancelToken | None,
+) -> np.ndarray:
+    """Every window's value, evaluated by captum's ``Occlusion`` (grid shape, float64).
+
+    captum adds a partial window at an axis' end when the stride does not divide the room left;
+    ours does not, so captum sees the input up to the last full window and the forward function
+    puts the rest back. Window values are read from the forward calls (captum evaluates windows
+    in order, first axis fastest) and checked against captum's own voxel map.
+    """
+    from captum.attr import Occlusion
+
+    spatial = tuple(int(n) for n in x.shape[2:])
+    sides = tuple(min(patch, n) for n in spatial)
+    extent = tuple(int(st[-1]) + side for st, side in zip(starts, sides, strict=True))
+    if any(stride > side and len(st) > 1 for st, side in zip(starts, sides, strict=True)):
+        raise ValueError(f"Brute-force occlusion needs stride ({stride}) <= patch ({patch}).")
+    inner = (slice(None), slice(None), *(slice(0, e) for e in extent))
+    outs: list[torch.Tensor] = []
+
+    def forward(part: torch.Tensor) -> torch.Tensor:
+        check(cancel)
+        full = part
+        if extent != spatial:
+            full = x.expand(len(part), *x.shape[1:]).clone()
+            full[inner] = part
+        out = score(full)
+        outs.append(out.detach().double().cpu())
+        if report is not None and len(outs) > 1:
+            report(sum(len(o) for o in outs))
+        return out
+
+    c = int(x.shape[1])
+    with torch.no_grad():
+        attr = Occlusion(forward).attribute(
+            x[inner],
+            sliding_window_shapes=(c, *sides),
+            strides=(c, *(min(stride, side) for side in sides)),
+            baselines=baseline,
+            perturbations_per_eval=batch,
+        )
+    grid_shape = tuple(len(st) for st in starts)
+    values = (outs[0][0] - torch.cat(outs[1:])).numpy().reshape(grid_shape, order="F")
+    ours = _to_voxels(values, starts, patch, spatial)[tuple(slice(0, e) for e in extent)]
+    theirs = attr[0, 0].double().cpu().numpy()
+    if not np.allclose(ours, theirs, rtol=1e-4, atol=1e-6 * (np.abs(theirs).max() + 1e-12)):
+        raise RuntimeError("captum's Occlusion evaluated windows in an unexpected order.")
+    return values
 
 
 def estimate_passes(

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..image_metrics import dice
 from ..progress import CancelToken, check
 from ..volume import Volume, reorient, restore_orientation
 
@@ -347,9 +348,7 @@ def simulate_clicks(segmenter: ClickSegmenter, ref: np.ndarray, clicks: int = 5)
         start = time.perf_counter()
         pred = segmenter.update(fg, bg).data > 0
         seconds = time.perf_counter() - start
-        inter = float(np.count_nonzero(pred & ref))
-        dice = 2 * inter / max(1.0, float(np.count_nonzero(pred) + np.count_nonzero(ref)))
-        out.append({"click": list(nxt[0]), "positive": nxt[1], "dice": dice, "seconds": seconds})
+        out.append({"click": list(nxt[0]), "positive": nxt[1], "dice": dice(pred, ref), "seconds": seconds})
     return out
 
 
