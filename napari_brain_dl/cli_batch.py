@@ -38,16 +38,10 @@ def register(subparsers: Any) -> None:
     o.set_defaults(func=cmd_open_subject)
 
 
-def _progress(done: int, total: int, text: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {text}\n")
-    sys.stderr.flush()
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
     """``napari-brain-dl batch --task T --input-dir DIR --output-dir OUT [--workers N] [--scheduler A]``."""
     from .core.batch import run_batch
+    from .core.progress import stderr_progress
 
     if args.workers < 1:
         return _fail("--workers must be 1 or more.")
@@ -56,7 +50,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         result = run_batch(args.input_dir, args.output_dir, args.task,
                            {k: v for k, v in options.items() if v is not None},
-                           workers=args.workers, scheduler=args.scheduler, progress=_progress)
+                           workers=args.workers, scheduler=args.scheduler, progress=stderr_progress)
     except (*_bad_input_errors(), OSError) as exc:
         return _fail(_sentence(exc))
     ok = len(result.rows) - result.failed

@@ -135,7 +135,7 @@ def test_segment_without_flair_and_t1c_is_one_sentence(
     code = main(["segment", "--t1", gli["t1"], "-o", str(out), "--json", str(tmp_path / "r.json"),
                  "--model", rule_card, "--device", "cpu"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "--flair or --t1c" in err, err
+    assert code == 3 and len(err.splitlines()) == 1 and "--flair or --t1c" in err, err
     assert not out.exists() and not (tmp_path / "r.json").exists()
 
 

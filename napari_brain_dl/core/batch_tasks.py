@@ -48,12 +48,12 @@ def _sidecar(target: Path, final: Path, command: str | None, options: dict[str, 
 
 
 def segment(subject: Subject, partial: Path, final: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Tumour labels (BraTS 2023) and their volumes; needs FLAIR and T1c."""
+    """Tumour labels (BraTS 2023) and their volumes; needs FLAIR or T1c (without T1c: whole tumour only,
+    the core and enhancing volumes are left empty, not 0)."""
     from .tasks.measure import tumor_measurements
     from .tasks.tumor import DEFAULT_MODEL, segment_tumor
 
     started = time.time()
-    _need(subject, "flair", "t1c")
     files = {c: subject.files.get(c) for c in ("flair", "t1c", "t1", "t2")}
     vols = {c: io.load(p) if p else None for c, p in files.items()}
     model = options.get("model") or DEFAULT_MODEL
@@ -65,8 +65,11 @@ def segment(subject: Subject, partial: Path, final: Path, options: dict[str, Any
            "overwrite": False, "model": model, "tta": False, "uncertainty": None}
     _sidecar(target, final, "segment", cli, files, seg.provenance, started, measurements=m)
     keys = ("whole_tumor_ml", "tumor_core_ml", "enhancing_ml", "necrotic_core_ml", "edema_ml")
-    return {"model_id": seg.provenance.get("model_id"), **{k: round(m[k], 3) for k in keys},
-            "measurable_lesions": m["measurable_lesions"]}
+    left_out = {"tumor_core_ml", "enhancing_ml", "necrotic_core_ml", "edema_ml"} if seg.provenance.get(
+        "regions_left_out") else set()
+    return {"model_id": seg.provenance.get("model_id"),
+            **{k: None if k in left_out else round(m[k], 3) for k in keys},
+            "measurable_lesions": None if left_out else m["measurable_lesions"]}
 
 
 def skullstrip(subject: Subject, partial: Path, final: Path, options: dict[str, Any]) -> dict[str, Any]:

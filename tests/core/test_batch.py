@@ -150,3 +150,17 @@ def test_classify_and_synthesize_tasks(cohort: Path, tmp_path: Path) -> None:
     rows = {r["id"]: r for r in synth.rows}
     assert rows["case_b"]["status"] == "ok" and rows["case_b"]["outputs"] == "case_b/flair_synthetic.nii.gz"
     assert read_sidecar(tmp_path / "syn" / "case_b" / "flair_synthetic.nii.gz")["synthetic"] is True
+
+
+def test_segment_without_t1c_gives_whole_tumour_and_empty_core_volumes(rule_card: str,
+                                                                        tmp_path: Path) -> None:
+    from tests.toy_volumes import toy_head
+
+    (tmp_path / "in" / "case_a").mkdir(parents=True)
+    io.save(toy_head(seed=1), tmp_path / "in" / "case_a" / "t2f.nii.gz")
+    io.save(toy_head(seed=2), tmp_path / "in" / "case_a" / "t1n.nii.gz")
+    result = run_batch(tmp_path / "in", tmp_path / "out", "segment", {"model": rule_card}, processes=False)
+    row = result.rows[0]
+    assert row["status"] == "ok", row["error"]
+    assert row["tumor_core_ml"] is None and row["enhancing_ml"] is None and row["whole_tumor_ml"] >= 0
+    assert read_cohort(result.csv_path)[0]["tumor_core_ml"] == ""

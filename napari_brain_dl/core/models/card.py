@@ -96,6 +96,7 @@ class ModelCard:
     source: str = ""
     description: str = ""
     trusted: bool = False
+    required_inputs: list[str] = field(default_factory=list)
     folder: Path | None = None
     weights_path: Path | None = None
     card_path: Path | None = None
@@ -169,6 +170,7 @@ class ModelCard:
             source=str(data.get("source", "")),
             description=str(data.get("description", "")),
             trusted=bool(data.get("trusted", False)),
+            required_inputs=[str(i) for i in data.get("required_inputs") or []],
             folder=Path(folder).resolve() if folder is not None else None,
         )
         for step in card.preprocessing + card.postprocessing:

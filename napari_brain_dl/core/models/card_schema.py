@@ -54,6 +54,8 @@ class CardSchema(BaseModel):
     name: Any = Field(description="human readable name")
     task: Task
     inputs: str | list[str] = Field(description="input contrasts in the order the model takes them")
+    required_inputs: list[str] | None = Field(
+        None, description="inputs the model cannot do without (the others may be given as all-zero volumes)")
     architecture: Architecture
     orientation: str | None = Field(None, description="axis codes the model expects, e.g. LPS")
     spacing: Any = Field(None, description="voxel size in mm: one number or three")

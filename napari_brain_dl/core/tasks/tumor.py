@@ -25,7 +25,8 @@ from ..models import prepost
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
 
-DEFAULT_MODEL = "brats-tumor-seg"
+DEFAULT_MODEL = "brats-tumor-seg"  # FLAIR + T1c (T1, T2 optional)
+DEFAULT_MODEL_WITHOUT_T1C = "brats-tumor-seg-no-t1c"  # any exam holding FLAIR or T1c
 CLASS_NAMES = {1: "necrotic / non-enhancing core", 2: "edema", 3: "enhancing"}
 NO_T1C = ("No T1c (contrast-enhanced T1): only the whole tumour is given (label 2); tumour core and "
           "enhancing tumour need T1c and are left out.")
@@ -73,7 +74,8 @@ def segment_tumor(
     Args:
         flair, t1c: At least one of them. Without T1c only the whole tumour is given.
         t1, t2: Optional contrasts (None when the exam lacks them; T2 is unused without T1c).
-        model: Model id or card path with TC/WT/ET sigmoid outputs.
+        model: Model id or card path with TC/WT/ET sigmoid outputs. The default
+            (`DEFAULT_MODEL`) becomes `DEFAULT_MODEL_WITHOUT_T1C` when FLAIR or T1c is missing.
         device: auto | cpu | cuda | mps.
         tta: Run 4 flipped passes and return the uncertainty map and slices to review.
 
@@ -92,7 +94,11 @@ def segment_tumor(
     vols, present = prepare_exam({"FLAIR": flair, "T1c": t1c, "T1": t1, "T2": t2}, notes)
     for note in notes:
         (notify or (lambda s: None))(note)
-    loaded = get_model(model, device)
+    loaded = get_model(_model_for(model, present), device)
+    missing = [name for name in loaded.card.required_inputs if name not in present]
+    if missing:
+        raise ValueError(f"{loaded.card.id} needs {' and '.join(missing)}, which this exam lacks; "
+                         f"{DEFAULT_MODEL_WITHOUT_T1C} works without them.")
     probabilities = replace(
         loaded,
         card=replace(loaded.card, postprocessing=[{"op": "sigmoid"}], output={"kind": "probabilities"}),
@@ -147,6 +153,13 @@ def segment_tumor(
         result.review_slices = review_slices(spread, labels > 0, ref.affine)
     report(1, 1, "done")
     return result
+
+
+def _model_for(model: str, present: list[str]) -> str:
+    """The default model, or its twin trained for exams that lack FLAIR or T1c."""
+    if model == DEFAULT_MODEL and not {"FLAIR", "T1c"} <= set(present):
+        return DEFAULT_MODEL_WITHOUT_T1C
+    return model
 
 
 def prepare_exam(
