@@ -102,6 +102,7 @@ class StderrProgress:
     def __call__(self, done: int, total: int, text: str) -> None:
         from tqdm import tqdm
 
+        done, total = int(done), int(total)  # some tasks count in fractions: whole steps are shown
         bar = self._bar
         if bar is None or bar.total != total or done < bar.n or self._stream is not sys.stderr:
             self.drop()

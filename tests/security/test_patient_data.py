@@ -154,3 +154,49 @@ def test_dicom_seg_keeps_identifiers_only_when_asked(exam: Path, tmp_path: Path)
     seg = pydicom.dcmread(path)
     assert (seg.PatientName, seg.PatientID, seg.PatientBirthDate, seg.AccessionNumber) == (
         "DOE^JANE", "PID-12345", "19700101", "ACC-999")
+
+
+@pytest.mark.allow_loopback("batch: the local Dask cluster's worker processes on 127.0.0.1")
+def test_no_identifier_from_the_other_writing_commands(
+    exam: Path, tmp_path: Path, rule_card: str, capsys: pytest.CaptureFixture[str], log_lines: list[str]
+) -> None:
+    """skullstrip, run, click-segment, synthesize, rerun and batch (on a NIfTI whose free-text header
+    holds the identifiers: batch reads NIfTI cohorts)."""
+    from tests.bad_inputs.commands import write_tiny_card
+
+    out, d = tmp_path / "out", str(exam)
+    out.mkdir()
+    tiny = write_tiny_card(tmp_path / "tiny")
+    cohort = tmp_path / "cohort" / "sub_a"
+    cohort.mkdir(parents=True)
+    for name in ("t2f.nii.gz", "t1c.nii.gz"):
+        vol = io.load(exam)
+        nifti = nib.Nifti1Image(np.asarray(vol.data, np.float32), vol.affine)
+        nifti.header["descrip"] = b"DOE^JANE PID-12345 19700101"
+        nib.save(nifti, cohort / name)
+    runs = [
+        ["skullstrip", d, str(out / "mask.nii.gz"), "--model", tiny, "--device", "cpu"],
+        ["run", "--model", tiny, "--input", d, "-o", str(out / "run.nii.gz"),
+         "--json", str(out / "run.json")],
+        ["click-segment", "--flair", d, "--t1c", d, "--fg", "128,128,15", "--device", "cpu",
+         "-o", str(out / "click.nii.gz"), "--json", str(out / "click.json")],
+        ["synthesize", "--t1c", d, "--target", "flair", "--model", "histogram", "--device", "cpu",
+         "-o", str(out / "flair_synthetic.nii.gz"), "--json", str(out / "synth.json")],
+        ["rerun", str(out / "run.nii.gz"), "--output-dir", str(out / "again")],
+        ["batch", "--task", "segment", "--model", rule_card, "--input-dir", str(cohort.parent),
+         "--output-dir", str(out / "batch")],
+    ]
+    said = []
+    for argv in runs:
+        code = main(argv)
+        captured = capsys.readouterr()
+        said.append((argv[0], captured.out + captured.err))
+        assert code == 0, (argv, captured.err)
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert {p.name for p in written} >= {"mask.nii.gz", "run.nii.gz", "run.json", "click.nii.gz",
+                                         "click.json", "flair_synthetic.nii.gz", "synth.json", "tumor.nii.gz",
+                                         "cohort.csv"}
+    leaks = [leak for p in written for leak in _file_leaks(p)]
+    leaks += [leak for command, text in said for leak in _leaks(text.encode(), f"{command} output")]
+    leaks += _leaks("\n".join(log_lines).encode(), "log")
+    assert leaks == []
