@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers import GEOMETRY, same_display_grid
+from .layers import GEOMETRY, same_display_grid, same_layer
 
 LETTERS_LAYER = "orientation letters"
 #: Letters at the low and high index end of each display axis (S, P, L).
@@ -152,8 +152,9 @@ def _on_inserted(viewer: Any, layer: Any) -> None:
     if layer.name == LETTERS_LAYER or layer not in viewer.layers:
         return
     if GEOMETRY not in layer.metadata:
-        for other in viewer.layers:
-            if other is not layer and GEOMETRY in other.metadata and same_display_grid(layer, other):
+        others = [x for x in viewer.layers if GEOMETRY in x.metadata and not same_layer(x, layer)]
+        for other in others:
+            if same_display_grid(layer, other):
                 layer.metadata[GEOMETRY] = dict(other.metadata[GEOMETRY])
                 break
     if GEOMETRY in layer.metadata and sum(GEOMETRY in x.metadata for x in viewer.layers) == 1:

@@ -34,6 +34,17 @@ RAS_TO_DISPLAY = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
+def same_layer(a: Any, b: Any) -> bool:
+    """True when `a` and `b` are the same napari layer.
+
+    napari hands plugin widgets proxies (a new wrapper object on each access), so
+    ``a is b`` is false for one layer; compare napari's unique id instead.
+    """
+    if a is None or b is None:
+        return a is b
+    return bool(getattr(a, "unique_id", id(a)) == getattr(b, "unique_id", id(b)))
+
+
 def display_geometry(volume: Volume) -> tuple[Volume, np.ndarray, dict[str, Any]]:
     """Reorient `volume` for display and compute its layer scale/translate.
 

@@ -244,6 +244,24 @@ def test_clicks_update_the_mask_in_place_with_undo_redo(exam: tuple[Any, Segment
     assert "outside" in clicks.status.value
 
 
+def test_click_mode_off_and_on_keeps_the_clicks_in_a_plugin_dock(viewer: Any, brats: dict[str, Volume],
+                                                                 tmp_path: Path) -> None:
+    """Opened from the Plugins menu the widget sees proxied layers; toggling must not forget clicks."""
+    _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
+    _add(viewer, brats["t1c"], tmp_path / "t1c.nii.gz")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-brain-dl", "Segment tumour")
+    sessions: list[FakeSegmenter] = []
+    widget.clicks.segmenter_factory = lambda f, t: sessions.append(FakeSegmenter(f, t)) or sessions[-1]
+    widget.clicks.synchronous = True
+    widget.clicks.toggle.value = True
+    assert widget.clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    widget.clicks.toggle.value = False
+    widget.clicks.toggle.value = True
+    assert widget.clicks.add_click(np.array([77.0, 100.0, 143.0]), False)
+    assert len(sessions) == 1 and [len(c[0]) + len(c[1]) for c in sessions[0].calls] == [1, 2]
+    assert widget.clicks.undo_button.enabled
+
+
 def test_mouse_clicks_have_the_right_sign(exam: tuple[Any, SegmentTumorWidget]) -> None:
     viewer, clicks, sessions = _click_widget(exam)
     flair = viewer.layers["t2f"]

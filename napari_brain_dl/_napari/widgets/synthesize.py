@@ -21,7 +21,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
-from ..layers import is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
+from ..layers import is_synthetic_layer, layer_contrast, layer_volume, same_layer, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
 
@@ -160,7 +160,7 @@ class SynthesizeWidget(TaskPanel, Container):
             from ..display import grid
 
             for other in self._viewer.layers:
-                other.visible = other is layer or other.name in self._used
+                other.visible = same_layer(other, layer) or other.name in self._used
             view = grid(self._viewer)
             view.shape, view.enabled = (1, -1), True
             self._viewer.reset_view()

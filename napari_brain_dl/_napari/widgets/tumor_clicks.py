@@ -24,7 +24,7 @@ from napari.utils.notifications import show_error
 
 from ...core.progress import CancelToken
 from ...core.volume import Volume
-from ..layers import GEOMETRY, volume_to_layer_data
+from ..layers import GEOMETRY, same_layer, volume_to_layer_data
 from . import is_cancelled, run_task
 
 CLICK_MODEL = "brats-tumor-click"
@@ -141,7 +141,7 @@ class ClickController(Container):
             self.status.value = str(exc)
             self.toggle.value = False
             return
-        if layer is not self._flair_layer:
+        if not same_layer(layer, self._flair_layer):
             self.reset()
             self._flair_layer = layer
         points = self.points

@@ -23,7 +23,7 @@ from magicgui.widgets import Container, Label, PushButton, Table
 from napari.utils.notifications import show_error, show_info
 
 from ...core.tasks.tumor import CLASS_NAMES
-from ..layers import GEOMETRY, layer_volume, volume_to_layer_data
+from ..layers import GEOMETRY, layer_volume, same_layer, volume_to_layer_data
 from .tumor_clicks import TUMOR_KIND, voxel_to_display
 
 DEBOUNCE_MS = 1500
@@ -154,7 +154,7 @@ class TumorResults(Container):
     def attach(self, layer: Any, provenance: dict[str, Any] | None = None, kind: str = "brats",
                edited: bool = False) -> None:
         """Follow `layer` (measure it now; autosave it after each edit)."""
-        if layer is not self.layer:
+        if not same_layer(layer, self.layer):
             self._detach()
             self.layer, self.kind = layer, kind
             self.edited = edited or bool(layer.metadata.get("brain_dl_edited"))
@@ -172,7 +172,7 @@ class TumorResults(Container):
         """Selecting a tumour layer (e.g. to paint it) makes it the followed one."""
         layer = event.value
         kind = layer.metadata.get(TUMOR_KIND) if layer is not None else None
-        if kind in SUFFIX and layer is not self.layer:
+        if kind in SUFFIX and not same_layer(layer, self.layer):
             self.flush()  # the previous layer's pending autosave first
             self.attach(layer, kind=kind)
 
@@ -184,7 +184,7 @@ class TumorResults(Container):
         self.layer = None
 
     def _removed(self, event: Any) -> None:
-        if event.value is self.layer:
+        if self.layer is not None and same_layer(event.value, self.layer):
             self._timer.stop()
             self._detach()
             self.update_buttons()
