@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from napari.layers import Layer
 
+from napari_brain_dl._napari import autosave
 from napari_brain_dl._napari.layers import GEOMETRY, labels_like, layer_to_volume, volume_to_layer_data
 from napari_brain_dl._napari.widgets import task_panel, tumor_results
 from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
@@ -327,11 +328,11 @@ def test_selected_tumour_layer_is_followed(exam: tuple[Any, SegmentTumorWidget],
     clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
     assert widget.results.layer is viewer.layers[MASK_LAYER] and widget.results._dirty
     viewer.layers.selection.active = tumor  # e.g. to paint it: the pending autosave is written first
-    assert (tmp_path / "t2f_tumor_clicks_autosave.nii.gz").exists()
+    assert autosave.user_path(viewer.layers["t2f"], "whole").exists()
     assert widget.results.layer is tumor and widget.results.kind == "brats"
     tumor.paint((77, 20, 20), 2)
     widget.results.flush()
-    assert (tmp_path / "t2f_tumor_autosave.nii.gz").exists()
+    assert autosave.user_path(viewer.layers["t2f"]).exists()
 
 
 # -- edits, autosave, measurements, export -----------------------------------------------------
@@ -344,7 +345,8 @@ def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], ru
     layer.paint((77, 20, 20), 3)  # napari's paint: one history step, a "paint" event
     assert widget.results._dirty and widget.results._timer.isActive()
     widget.results.flush()
-    saved = tmp_path / "t2f_tumor_autosave.nii.gz"
+    saved = autosave.user_path(viewer.layers["t2f"])
+    assert saved.parent.parent == autosave.user_autosave_root() and not list(tmp_path.glob("*autosave*"))
     assert saved.exists() and not widget.results._timer.isActive()
     volume = io.load(saved)
     np.testing.assert_allclose(volume.affine, layer_volume(viewer.layers["t2f"]).affine)
@@ -365,20 +367,45 @@ def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], ru
     np.testing.assert_allclose(restored.translate, layer.translate)
 
 
-def test_autosave_falls_back_to_user_folder(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from napari_brain_dl.core.resources import user_dir
-
+def test_autosave_beside_the_exam_only_when_chosen_and_writable(exam: tuple[Any, SegmentTumorWidget],
+                                                                rule_card: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     viewer, widget = exam
     told: list[str] = []
     monkeypatch.setattr(tumor_results, "show_info", told.append)
-    viewer.layers["t2f"].metadata[GEOMETRY]["source_meta"].pop("path")
+    flair = viewer.layers["t2f"]
     layer = _run(widget, rule_card)
-    for _ in range(2):
-        layer.paint((77, 100, 140), 1)
-        widget.results.flush()
-    assert (user_dir() / "autosave" / "t2f_tumor_autosave.nii.gz").exists()
+    widget.results.beside.value = True
+    layer.paint((77, 100, 140), 1)
+    widget.results.flush()
+    assert (tmp_path / "t2f_tumor_autosave.nii.gz").exists()  # chosen, writable: beside the exam
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    flair.metadata[GEOMETRY]["source_meta"]["path"] = str(locked / "t2f.nii.gz")
+    locked.chmod(0o555)  # read-only folder: refused even for root (permission bits, not os.access)
+    try:
+        for _ in range(2):
+            layer.paint((77, 100, 141), 1)
+            widget.results.flush()
+        assert not list(locked.iterdir())
+    finally:
+        locked.chmod(0o755)
+    assert autosave.user_path(flair).exists()
     assert len([t for t in told if "autosaved in" in t]) == 1  # said once
+    flair.metadata[GEOMETRY]["source_meta"].pop("path")  # no folder at all: the user folder too
+    layer.paint((77, 100, 142), 1)
+    widget.results.flush()
+    assert autosave.user_path(flair).exists()
+
+
+def test_autosave_is_keyed_by_the_exam(tmp_path: Path, viewer: Any, brats: dict[str, Volume]) -> None:
+    """Two exams with the same file names in different folders never share an autosave."""
+    a = _add(viewer, brats["t2f"], tmp_path / "a" / "t2f.nii.gz")
+    b = _add(viewer, brats["t2f"], tmp_path / "b" / "t2f.nii.gz")
+    assert autosave.user_path(a) != autosave.user_path(b)
+    assert autosave.user_path(a).name == "t2f_tumor_autosave.nii.gz"
+    assert autosave.user_path(a).parent.name.startswith("t2f-")
+    assert autosave.autosave_path(a, beside=True) == (autosave.user_path(a), False)  # folder a/ is missing
 
 
 def test_exports_refuse_silent_overwrite(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
