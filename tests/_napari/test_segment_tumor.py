@@ -356,6 +356,13 @@ def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], ru
     for key in ("necrotic_core_ml", "edema_ml", "enhancing_ml", "whole_tumor_ml", "tumor_core_ml"):
         assert m[key] == pytest.approx(expected[key])
     assert m["lesions"][0]["longest_mm"] == pytest.approx(expected["lesions"][0]["longest_mm"])
+    # the lesion count reads as in the report, with the minimum size named
+    from napari_brain_dl.core.report import lesion_summary
+
+    table = widget.results.table.to_dict("dict")["value"]
+    assert table["measurable enhancing lesions (both diameters >= 10 mm)"] == str(m["measurable_lesions"])
+    assert table["smaller enhancing foci (not counted)"] == str(len(m["lesions"]) - m["measurable_lesions"])
+    assert widget.results.table.tooltip == lesion_summary(m)
     layer.undo()  # napari's undo is an edit too
     assert widget.results._dirty
     widget.results.flush()

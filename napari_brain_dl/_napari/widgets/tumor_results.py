@@ -21,18 +21,23 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton, Table
 from napari.utils.notifications import show_error, show_info
 
+from ...core.report import lesion_summary
 from ...core.tasks.tumor import CLASS_NAMES
 from ..autosave import SUFFIX, autosave_path, exam_stem, existing_autosave, source_meta
 from ..layers import layer_volume, same_layer, volume_to_layer_data
 from .tumor_clicks import TUMOR_KIND, voxel_to_display
 
 DEBOUNCE_MS = 1500
+#: Layer metadata key: when the reader last produced or edited these tumour labels (time.time()).
+TOUCHED = "brain_dl_touched"
 RANO_LAYER = "RANO diameters"
 #: Default class colours (RGB 0-255) when the model card has none.
 DEFAULT_COLORS = {1: (230, 50, 50), 2: (60, 200, 60), 3: (255, 215, 0)}
 ROWS = (("necrotic / non-enhancing core (mL)", "necrotic_core_ml"), ("edema (mL)", "edema_ml"),
         ("enhancing (mL)", "enhancing_ml"), ("whole tumour 1+2+3 (mL)", "whole_tumor_ml"),
-        ("tumour core 1+3 (mL)", "tumor_core_ml"), ("measurable enhancing lesions", "measurable_lesions"),
+        ("tumour core 1+3 (mL)", "tumor_core_ml"),
+        ("measurable enhancing lesions (both diameters >= {min} mm)", "measurable_lesions"),
+        ("smaller enhancing foci (not counted)", "smaller_foci"),
         ("RANO longest diameter (mm)", "longest_mm"), ("RANO perpendicular (mm)", "perpendicular_mm"),
         ("sum of products (mm²)", "sum_of_products_mm2"))
 
@@ -98,7 +103,7 @@ class TumorResults(Container):
         self._dirty = False
         self._history = (0, 0)
         self._told_fallback = False
-        self.table = Table(value={"data": [["-"] for _ in ROWS], "index": [r for r, _ in ROWS],
+        self.table = Table(value={"data": [["-"] for _ in ROWS], "index": _index(10.0),
                                   "columns": ["value"]})
         self.table.read_only = True
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))  # our own number format
@@ -138,6 +143,7 @@ class TumorResults(Container):
             self._history = (len(layer._undo_history), len(layer._redo_history))
         if provenance is not None:
             self.provenance = dict(provenance)
+        touch(layer)
         self.measure()
         self.update_buttons()
 
@@ -175,6 +181,7 @@ class TumorResults(Container):
         self._history = (len(self.layer._undo_history), len(self.layer._redo_history))
         self.edited, self._dirty = True, True
         self.layer.metadata["brain_dl_edited"] = True
+        touch(self.layer)
         self._timer.start()
 
     def flush(self) -> None:
@@ -260,8 +267,12 @@ class TumorResults(Container):
         self.measurements = m
         lesion = (m.get("lesions") or [{}])[0]
         values = {**m, **{k: lesion.get(k) for k in ("longest_mm", "perpendicular_mm")}}
+        if "measurable_lesions" in m:
+            values["smaller_foci"] = len(m["lesions"]) - int(m["measurable_lesions"])
+        minimum = float(m.get("method", {}).get("min_diameter_mm", 10.0))
         self.table.value = {"data": [[_fmt(values.get(key))] for _, key in ROWS],
-                            "index": [r for r, _ in ROWS], "columns": ["value"]}
+                            "index": _index(minimum), "columns": ["value"]}
+        self.table.tooltip = lesion_summary(m)  # the report's sentence, word for word
         self._draw_rano(m.get("lesions") or [])
         return m
 
@@ -374,6 +385,18 @@ class TumorResults(Container):
         self.json_button.enabled = self.nifti_button.enabled = has and flair is not None
         self.seg_button.enabled = has and bool(source_meta(flair).get("dicom_files"))
         self.restore_button.enabled = existing_autosave(flair) is not None
+
+
+def _index(minimum: float) -> list[str]:
+    """Row names of the measurements table, the RANO minimum diameter filled in."""
+    return [name.format(min=f"{minimum:g}") for name, _ in ROWS]
+
+
+def touch(layer: Any) -> None:
+    """Mark `layer` as the tumour labels the reader worked on last (the report takes that one)."""
+    import time
+
+    layer.metadata[TOUCHED] = time.time()
 
 
 def _description(results: TumorResults) -> str:
