@@ -8,7 +8,8 @@
 * coronal/sagittal views upright (superior at the top, anterior on the left);
 * orientation letters (R/L, A/P, S/I) at the edges of the image, kept on the
   current slice and updated when the displayed axes or the convention change;
-* window/level: presets from `window_presets` ("brain", "auto", "full") and
+* window/level: presets from `window_presets` ("lesion", the default: percentiles
+  inside the brain; "brain", "auto", "full") and
   **Ctrl + left-drag** on the canvas: horizontal drag changes the width,
   vertical drag the level of the selected image layer (Ctrl keeps napari's
   pan (left-drag) and zoom (wheel / right-drag) untouched);
@@ -33,6 +34,10 @@ LETTERS_LAYER = "orientation letters"
 #: Letters at the low and high index end of each display axis (S, P, L).
 AXIS_LETTERS = (("I", "S"), ("A", "P"), ("R", "L"))
 CONVENTIONS = ("radiological", "neurological")
+#: Window presets (see `window_presets`); the first is a new layer's default.
+PRESETS = ("lesion", "brain", "auto", "full")
+#: Upper percentile of the brain's voxels of the "lesion" window, per contrast (99.5 otherwise).
+LESION_UPPER = {"flair": 99.9, "t2": 99.9}
 _STATES: dict[int, dict[str, Any]] = {}  # id(viewer) -> display state (cleared when it dies)
 
 
@@ -41,13 +46,33 @@ def _state(viewer: Any) -> dict[str, Any] | None:
     return _STATES.get(id(getattr(viewer, "__wrapped__", viewer)))
 
 
-def window_presets(data: Any) -> dict[str, tuple[float, float]]:
-    """Contrast limits for the window presets of one image.
+def brain_voxels(sample: np.ndarray) -> np.ndarray:
+    """The voxels of the head or brain in a flattened finite `sample`.
 
+    A skull-stripped or masked scan has a constant background at its minimum (a
+    fifth of the voxels or more): every voxel above it counts. Otherwise (a whole
+    head) the voxels above the mean intensity, a crude foreground.
+    """
+    if sample.size == 0:
+        return sample
+    low = sample.min()
+    if np.count_nonzero(sample == low) >= 0.2 * sample.size:
+        return sample[sample > low]
+    return sample[sample > sample.mean()]
+
+
+def window_presets(data: Any, contrast: str = "other") -> dict[str, tuple[float, float]]:
+    """Contrast limits for the window presets of one image (each contrast gets its own).
+
+    * ``lesion`` (the default of a new layer): 0.5th percentile of the brain's
+      voxels (`brain_voxels`) to its `LESION_UPPER` percentile for that contrast
+      (99.9 for FLAIR and T2, where oedema is the brightest tissue; 99.5 else, as
+      vessels outshine T1c enhancement), so lesions keep their texture instead of
+      saturating and the background does not pull the window down;
+    * ``brain``: 2nd to 99.8th percentile of the brain's voxels, giving grey/white
+      contrast; for CT-like data (values below -500) the classic brain window
+      W 80 / L 40 HU;
     * ``auto``: 0.5th to 99.5th percentile of all voxels;
-    * ``brain``: 2nd to 99.8th percentile of the head (voxels above the mean
-      intensity, a crude foreground), giving grey/white contrast; for CT-like
-      data (values below -500) the classic brain window W 80 / L 40 HU;
     * ``full``: minimum to maximum.
 
     Example:
@@ -58,18 +83,21 @@ def window_presets(data: Any) -> dict[str, tuple[float, float]]:
     sample = array[:: max(1, array.shape[0] // 64)] if array.ndim == 3 else array
     sample = sample[np.isfinite(sample)].astype(np.float64, copy=False)
     if sample.size == 0:
-        return {"auto": (0.0, 1.0), "brain": (0.0, 1.0), "full": (0.0, 1.0)}
+        return dict.fromkeys(PRESETS, (0.0, 1.0))
     low, high = float(sample.min()), float(sample.max())
     auto = tuple(float(v) for v in np.percentile(sample, [0.5, 99.5]))
-    foreground = sample[sample > sample.mean()]
+    brain_part = brain_voxels(sample)
     if low < -500:
         brain = (0.0, 80.0)
-    elif foreground.size:
-        brain = tuple(float(v) for v in np.percentile(foreground, [2.0, 99.8]))
+        lesion = brain
+    elif brain_part.size:
+        brain = tuple(float(v) for v in np.percentile(brain_part, [2.0, 99.8]))
+        upper = LESION_UPPER.get(contrast, 99.5)
+        lesion = tuple(float(v) for v in np.percentile(brain_part, [0.5, upper]))
     else:
-        brain = auto
+        brain = lesion = auto
     return {name: _valid((lo, hi)) for name, (lo, hi) in
-            {"brain": brain, "auto": auto, "full": (low, high)}.items()}
+            {"lesion": lesion, "brain": brain, "auto": auto, "full": (low, high)}.items()}
 
 
 def _valid(limits: tuple[float, float]) -> tuple[float, float]:
@@ -79,7 +107,9 @@ def _valid(limits: tuple[float, float]) -> tuple[float, float]:
 
 def apply_window(layer: Any, preset: str) -> None:
     """Set an image layer's contrast limits to the named preset."""
-    limits = window_presets(layer.data)[preset]
+    from .layers import layer_contrast
+
+    limits = window_presets(layer.data, layer_contrast(layer))[preset]
     layer.contrast_limits_range = (min(limits[0], layer.contrast_limits_range[0]),
                                    max(limits[1], layer.contrast_limits_range[1]))
     layer.contrast_limits = limits

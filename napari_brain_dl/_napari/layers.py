@@ -94,9 +94,13 @@ def volume_to_layer_data(volume: Volume, layer_type: str = "image", name: str | 
     metadata[GEOMETRY] = geometry_record(volume, transform, **metadata.pop(GEOMETRY, {}))
     layer_kw: dict[str, Any] = {"name": name or volume.name, "metadata": metadata, **geo}
     if layer_type == "image":
+        from ..core.study import guess_contrast
         from .display import window_presets  # numpy only
 
-        layer_kw.update(colormap="gray", contrast_limits=window_presets(data)["auto"],
+        contrast = guess_contrast(str(volume.name))
+        if contrast == "other":
+            contrast = guess_contrast(str(volume.meta.get("path", "")))
+        layer_kw.update(colormap="gray", contrast_limits=window_presets(data, contrast)["lesion"],
                         interpolation2d="linear")
     layer_kw.update(kwargs)
     return data, layer_kw, layer_type

@@ -25,7 +25,7 @@ class DisplayControls(Container):
         self.convention = ComboBox(label="Left/right", choices=list(display.CONVENTIONS),
                                    value=display.convention(viewer),
                                    tooltip="radiological: patient left on screen right")
-        self.window = ComboBox(label="Window", choices=["brain", "auto", "full"], value="auto")
+        self.window = ComboBox(label="Window", choices=list(display.PRESETS), value="lesion")
         self.apply_window = PushButton(text="Apply window to selected image")
         self.hint = Label(value="Ctrl + drag: level (up/down), width (left/right)")
         self.extend([self.view, self.convention, self.window, self.apply_window, self.hint])
