@@ -7,7 +7,9 @@
   through ``viewer.camera.orientation`` (no data is copied);
 * coronal/sagittal views upright (superior at the top, anterior on the left);
 * orientation letters (R/L, A/P, S/I) at the edges of the image, kept on the
-  current slice and updated when the displayed axes or the convention change;
+  current slice and updated when the displayed axes or the convention change
+  (their points layer is hidden from napari's layer list);
+* the slider named after the plane it moves through ("axial", "coronal", "sagittal");
 * window/level: presets from `window_presets` ("lesion", the default: percentiles
   inside the brain; "brain", "auto", "full") and
   **Ctrl + left-drag** on the canvas: horizontal drag changes the width,
@@ -31,6 +33,8 @@ import numpy as np
 from .layers import GEOMETRY, same_display_grid, same_layer
 
 LETTERS_LAYER = "orientation letters"
+#: The plane one moves through along each display axis (S, P, L): the slider's name.
+PLANES = ("axial", "coronal", "sagittal")
 #: Letters at the low and high index end of each display axis (S, P, L).
 AXIS_LETTERS = (("I", "S"), ("A", "P"), ("R", "L"))
 CONVENTIONS = ("radiological", "neurological")
@@ -283,6 +287,9 @@ def _update_letters(viewer: Any) -> None:
             viewer.layers.remove(LETTERS_LAYER)
         return
     ndim = viewer.dims.ndim
+    labels = (*tuple(viewer.dims.axis_labels)[: ndim - 3], *PLANES)
+    if tuple(viewer.dims.axis_labels) != labels:
+        viewer.dims.axis_labels = labels  # the slider says which plane it moves through, not "-3"
     corners = [np.asarray(x.extent.world) for x in scans if x.ndim == ndim]
     if not corners:
         return
@@ -311,6 +318,22 @@ def _update_letters(viewer: Any) -> None:
     layer.text.refresh(layer.features)
     if viewer.layers.index(layer) != len(viewer.layers) - 1:
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+    _hide_in_layer_list(viewer)
+
+
+def _hide_in_layer_list(viewer: Any) -> None:
+    """Hide the letters' row in napari's layer list (they are part of the display, not a layer
+    anyone works on); every other row is shown. No window (a headless viewer): nothing to do."""
+    real = getattr(viewer, "__wrapped__", viewer)
+    window = getattr(real, "window", None)
+    qt_viewer = getattr(window, "_qt_viewer", None)
+    view = getattr(qt_viewer, "layers", None) if qt_viewer is not None else None
+    model = view.model() if view is not None and hasattr(view, "setRowHidden") else None
+    if model is None:
+        return
+    for row in range(model.rowCount()):
+        name = model.index(row, 0).data()
+        view.setRowHidden(row, str(name) == LETTERS_LAYER)
 
 
 def window_level_drag(viewer: Any, event: Any) -> Generator[None, None, None]:

@@ -459,3 +459,26 @@ def test_dicom_seg_export_from_a_dicom_flair(viewer: Any, data_dir: Path, tmp_pa
 
     ds = pydicom.dcmread(out)
     assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "edema"
+
+
+def test_display_details_a_reader_needs(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                        qtbot: Any) -> None:
+    """Issue 22 item 10: slider name, no letters row, a colour legend, visible clicks, one outline."""
+    from napari_brain_dl._napari.display import LETTERS_LAYER, PLANES
+
+    viewer, widget = exam
+    qtbot.wait(50)  # the display updates after the layer events
+    assert tuple(viewer.dims.axis_labels)[-3:] == PLANES  # the slider says "axial", not "-3"
+    view = viewer.window._qt_viewer.layers
+    rows = {str(view.model().index(r, 0).data()): view.isRowHidden(r) for r in range(view.model().rowCount())}
+    assert rows[LETTERS_LAYER] and not rows["t2f"]  # the letters are not a layer to work on
+    tumor = _run(widget, rule_card)
+    legend = widget.results.legend.value
+    assert all(name in legend for name in ("necrotic", "edema", "enhancing"))
+    assert "#3cc83c" in legend  # edema's own colour (60, 200, 60)
+    _, clicks, _ = _click_widget(exam)
+    clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    points = viewer.layers[POINTS_LAYER]
+    assert points.size.min() >= 8 and np.allclose(points.border_color[0], [1, 1, 1, 1])
+    assert viewer.layers[MASK_LAYER].visible and not tumor.visible  # no muddy overlap
+    assert "whole tumour" in widget.results.legend.value

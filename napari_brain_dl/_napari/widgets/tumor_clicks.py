@@ -20,7 +20,7 @@ from typing import Any
 import napari.viewer
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 
 from ...core.progress import CancelToken
 from ...core.volume import Volume
@@ -32,6 +32,7 @@ POINTS_LAYER = "tumor clicks"
 MASK_LAYER = "tumor (clicks)"
 COLORS = {True: (0.1, 0.9, 0.1, 1.0), False: (1.0, 0.0, 1.0, 1.0)}  # positive green, negative magenta
 MAX_HISTORY = 50
+POINT_MM = 9  # click markers: large, with a white ring, so they show on any tissue
 #: Layer metadata key marking a tumour labels layer: "brats" (labels 1-3) or "whole" (0/1 mask).
 TUMOR_KIND = "brain_dl_tumor"
 
@@ -116,8 +117,9 @@ class ClickController(Container):
         layers = self._viewer.layers
         if POINTS_LAYER not in layers:
             ref = self._flair_layer
-            layer = self._viewer.add_points(np.empty((0, 3)), name=POINTS_LAYER, size=4, ndim=3,
-                                            scale=ref.scale, translate=ref.translate, border_width=0,
+            layer = self._viewer.add_points(np.empty((0, 3)), name=POINTS_LAYER, size=POINT_MM, ndim=3,
+                                            scale=ref.scale, translate=ref.translate, border_width=0.2,
+                                            border_width_is_relative=True, border_color="white",
                                             out_of_slice_display=False)
             self._viewer.layers.selection.active = layer
         return layers[POINTS_LAYER]
@@ -278,6 +280,13 @@ class ClickController(Container):
                                             opacity=0.5, features={"index": [0, 1],
                                                                    "name": ["background", "whole tumour"]})
             self._viewer.layers.selection.active = self.points
+            hidden = [x.name for x in self._viewer.layers
+                      if x.metadata.get(TUMOR_KIND) == "brats" and x.visible]
+            for name in hidden:  # one outline at a time: the automatic labels under it muddy the colours
+                self._viewer.layers[name].visible = False
+            if hidden:
+                show_info(f"Hid {', '.join(hidden)} under the click mask; tick it in the layer list "
+                          "to compare.")
         layer.data[...] = data  # in place: the same layer and array
         layer.metadata["provenance"] = self.provenance
         layer.refresh()

@@ -26,13 +26,14 @@ from ...core.tasks.tumor import CLASS_NAMES
 from ..autosave import SUFFIX, autosave_path, exam_stem, existing_autosave, source_meta
 from ..layers import layer_volume, same_layer, volume_to_layer_data
 from .tumor_clicks import TUMOR_KIND, voxel_to_display
+from .tumor_style import DEFAULT_COLORS, legend_html, tumor_layer_kwargs
+
+__all__ = ["DEFAULT_COLORS", "TumorResults", "legend_html", "touch", "tumor_layer_kwargs"]
 
 DEBOUNCE_MS = 1500
 #: Layer metadata key: when the reader last produced or edited these tumour labels (time.time()).
 TOUCHED = "brain_dl_touched"
 RANO_LAYER = "RANO diameters"
-#: Default class colours (RGB 0-255) when the model card has none.
-DEFAULT_COLORS = {1: (230, 50, 50), 2: (60, 200, 60), 3: (255, 215, 0)}
 ROWS = (("necrotic / non-enhancing core (mL)", "necrotic_core_ml"), ("edema (mL)", "edema_ml"),
         ("enhancing (mL)", "enhancing_ml"), ("whole tumour 1+2+3 (mL)", "whole_tumor_ml"),
         ("tumour core 1+3 (mL)", "tumor_core_ml"),
@@ -40,19 +41,6 @@ ROWS = (("necrotic / non-enhancing core (mL)", "necrotic_core_ml"), ("edema (mL)
         ("smaller enhancing foci (not counted)", "smaller_foci"),
         ("RANO longest diameter (mm)", "longest_mm"), ("RANO perpendicular (mm)", "perpendicular_mm"),
         ("sum of products (mm²)", "sum_of_products_mm2"))
-
-
-def tumor_layer_kwargs(labels: list[Any] | None = None, kind: str = "brats") -> dict[str, Any]:
-    """Colormap and class-name features of a tumour labels layer (colours from card labels if any)."""
-    from napari.utils.colormaps import DirectLabelColormap
-
-    names = {0: "background", **CLASS_NAMES} if kind == "brats" else {0: "background", 1: "whole tumour"}
-    colors = {v: DEFAULT_COLORS.get(v, (255, 215, 0)) for v in names if v}
-    colors.update({int(lab.value): tuple(lab.color) for lab in labels or [] if lab.value in colors})
-    cmap: dict[int | None, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
-    cmap.update({v: (*(c / 255 for c in rgb), 1.0) for v, rgb in colors.items()})
-    return {"colormap": DirectLabelColormap(color_dict=cmap), "opacity": 0.5,
-            "features": {"index": list(names), "name": list(names.values())}}
 
 
 def _save_autosave(volume: Any, path: Path) -> None:
@@ -114,9 +102,10 @@ class TumorResults(Container):
         self.seg_button = PushButton(text="Export DICOM SEG", enabled=False)
         self.beside = CheckBox(text="Autosave beside the exam (else in the user data folder)", value=False)
         self.status = Label(value="")
+        self.legend = Label(value=legend_html("brats"))
         rows = [Container(layout="horizontal", labels=False, widgets=pair) for pair in
                 ([self.json_button, self.restore_button], [self.nifti_button, self.seg_button])]
-        self.extend([self.table, *rows, self.beside, self.status])
+        self.extend([self.legend, self.table, *rows, self.beside, self.status])
         self.restore_button.changed.connect(self.restore)
         self.json_button.changed.connect(lambda *_: self.save_json())
         self.nifti_button.changed.connect(lambda *_: self.export_nifti())
@@ -143,6 +132,7 @@ class TumorResults(Container):
             self._history = (len(layer._undo_history), len(layer._redo_history))
         if provenance is not None:
             self.provenance = dict(provenance)
+        self.legend.value = legend_html(self.kind, layer)
         touch(layer)
         self.measure()
         self.update_buttons()
