@@ -8,6 +8,7 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from .. import display
+from ..dock_layout import adopt
 
 
 class DisplayControls(Container):
@@ -33,6 +34,7 @@ class DisplayControls(Container):
         self.convention.changed.connect(lambda value: display.set_convention(viewer, value))
         self.window.changed.connect(self._apply)
         self.apply_window.changed.connect(self._apply)
+        adopt(self)  # one scrollable tab in the shared dock column
 
     def _apply(self, *_: Any) -> None:
         layer = display.target_image(self._viewer)

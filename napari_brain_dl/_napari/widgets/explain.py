@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label
 
 from ...core.progress import CancelToken
 from ...core.tasks.classify import DEFAULT_MODEL, METHODS
+from ..dock_layout import adopt
 from ..layers import layer_volume, volume_to_layer_data
 from .task_panel import TaskPanel
 
@@ -95,6 +96,7 @@ class ExplainWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- choices ------------------------------------------------------------------------------------
     def _layers_of(self, kind: str) -> list[str]:

@@ -19,6 +19,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ...core.progress import CancelToken
 from .. import display, reader_preference
+from ..dock_layout import adopt
 from ..layers import study_to_layer_data
 from . import is_cancelled, run_task
 
@@ -67,6 +68,7 @@ class LoadExamWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.table.changed.connect(self._update_reference_choices)
         display.install(viewer)
+        adopt(self)  # one scrollable tab in the shared dock column
 
     def prefer_reader(self, *_: Any) -> None:
         """The user's click: make this plugin napari's reader for the scan formats."""

@@ -18,6 +18,7 @@ import napari.viewer
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, LineEdit
 
 from ...core.progress import CancelToken, check
+from ..dock_layout import adopt
 from ..layers import is_synthetic_layer, layer_contrast, layer_volume
 from .task_panel import TaskPanel
 from .tumor_clicks import TUMOR_KIND
@@ -68,6 +69,7 @@ class ReportWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- what goes in ----------------------------------------------------------------------------------
     def _sorted_layers(self) -> tuple[list[Any], list[Any], list[Any]]:

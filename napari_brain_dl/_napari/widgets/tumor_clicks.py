@@ -97,7 +97,8 @@ class ClickController(Container):
         self._busy = False
         self._generation = 0  # bumped by reset(): a late result of an old exam is dropped
         self.worker: Any = None
-        self.toggle = CheckBox(text="Click mode (left: tumour, right / Shift+left: not tumour)")
+        self.toggle = CheckBox(text="Click mode",
+                               tooltip="Left click: tumour; right or Shift+left click: not tumour")
         self.undo_button = PushButton(text="Undo click", enabled=False)
         self.redo_button = PushButton(text="Redo click", enabled=False)
         self.clear_button = PushButton(text="Clear clicks", enabled=False)

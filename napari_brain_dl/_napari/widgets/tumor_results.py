@@ -100,7 +100,8 @@ class TumorResults(Container):
         self.json_button = PushButton(text="Save JSON", enabled=False)
         self.nifti_button = PushButton(text="Export NIfTI", enabled=False)
         self.seg_button = PushButton(text="Export DICOM SEG", enabled=False)
-        self.beside = CheckBox(text="Autosave beside the exam (else in the user data folder)", value=False)
+        self.beside = CheckBox(text="Autosave beside the exam", value=False,
+                               tooltip="Else in your user data folder, one folder per exam")
         self.status = Label(value="")
         self.legend = Label(value=legend_html("brats"))
         rows = [Container(layout="horizontal", labels=False, widgets=pair) for pair in
