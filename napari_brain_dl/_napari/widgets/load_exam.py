@@ -160,17 +160,35 @@ class LoadExamWidget(Container):
             vol.name = name
         reference = None if self.reference.value == "auto" else self.reference.value
         register = REGISTER[self.register.value]
-        self._start("Loading", lambda progress, cancel, _notify: align_study(
-            volumes, reference, register, progress=progress, cancel=cancel), self._add_layers)
 
-    def _add_layers(self, study: Any) -> None:
+        def work(progress: Any, cancel: CancelToken, _notify: Any) -> tuple[Any, list[Any]]:
+            study = align_study(volumes, reference, register, progress=progress, cancel=cancel)
+            return study, study_to_layer_data(study)  # windows and reorientation off the UI thread
+
+        self._start("Loading", work, self._add_layers)
+
+    def _add_layers(self, result: tuple[Any, list[Any]]) -> None:
+        """Add the layers one per event-loop turn, so the window repaints between them."""
         from napari.layers import Layer
+        from qtpy.QtCore import QTimer
 
-        for data, kwargs, kind in study_to_layer_data(study):
-            self._viewer.add_layer(Layer.create(data, kwargs, kind))
-        self._viewer.layers.selection.active = self._viewer.layers[study.reference]
-        notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
-        self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+        study, tuples = result
+        self.load_button.enabled = False  # until the last layer is in
+
+        def add_next() -> None:
+            if tuples:
+                self._viewer.add_layer(Layer.create(*tuples.pop(0)))
+                QTimer.singleShot(0 if self.synchronous else 15, add_next)
+                return
+            self._viewer.layers.selection.active = self._viewer.layers[study.reference]
+            notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
+            self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+
+        if self.synchronous:  # tests: all at once, in order
+            for data, kwargs, kind in tuples:
+                self._viewer.add_layer(Layer.create(data, kwargs, kind))
+            tuples.clear()
+        add_next()
 
     def cancel(self, *_: Any) -> None:
         """Ask the running step to stop; the viewer is left as it was."""
@@ -233,8 +251,8 @@ def _read_all(paths: list[str], progress: Any, cancel: CancelToken
                     raise
                 out.extend((path, load(path, series_uid=uid)) for uid in exc.choices)
         except (OSError, ValueError) as exc:  # ImageReadError is a ValueError
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             name = Path(path).name
+            reason = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).replace(str(path), name)
             failed.append(f"{reason.rstrip('.')}." if name in reason else f"{name}: {reason.rstrip('.')}.")
     progress(len(paths), len(paths), "Series read")
     return out, failed
