@@ -9,7 +9,8 @@ by each widget) changes that once napari has docked the widget:
   widget scrolls instead of growing the window;
 * it is tabified with the other Brain DL docks of its side (one tab each, the newest
   in front), so they share one column;
-* that column is `DOCK_WIDTH` px wide, leaving the canvas at least half the screen.
+* that column is at most `DOCK_WIDTH` px wide, narrower when needed for the canvas to keep
+  half of the window beside napari's own layer column.
 
 napari's own API keeps working: the scroll area carries ``_magic_widget`` so
 ``viewer.window.dock_widgets[name]`` still returns the widget itself.
@@ -23,6 +24,7 @@ MARK = "brain_dl_dock"
 DOCK_WIDTH = 380
 MIN_WIDTH = 300
 FIELD_MIN = 70
+OTHER_COLUMN = 320  # napari's layer controls / layer list column once an exam is loaded
 MIN_HEIGHT = 160
 
 
@@ -52,7 +54,7 @@ def _is_ours(dock: Any) -> bool:
 def fit(widget: Any) -> bool:
     """Scroll area, tab and width for the dock holding `widget`; False when it is not docked."""
     from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea
+    from qtpy.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QTabBar
 
     native = getattr(widget, "native", widget)
     try:
@@ -74,30 +76,36 @@ def fit(widget: Any) -> bool:
         scroll.setWidget(content)
         scroll.setMinimumHeight(MIN_HEIGHT)
         narrow(content)
-        content.setMinimumWidth(MIN_WIDTH - 60)  # explicit: rows squeeze instead of scrolling sideways
     area = main.dockWidgetArea(dock)
     others = [d for d in main.findChildren(QDockWidget)
               if d is not dock and _is_ours(d) and not d.isFloating() and main.dockWidgetArea(d) == area
               and d.toggleViewAction().isChecked()]  # open (shown, or behind another tab)
     if others:
         main.tabifyDockWidget(others[0], dock)
+    title = dock.windowTitle().replace(" (napari-brain-dl)", "")
+    dock.setWindowTitle(title)  # the tab's text; napari's own records keep the full name
+    for bar in main.findChildren(QTabBar):  # full tab names, scroll arrows when they do not fit
+        bar.setElideMode(Qt.TextElideMode.ElideNone)
+        bar.setUsesScrollButtons(True)
     dock.show()
     dock.raise_()
-    main.resizeDocks([dock], [column_width(main, dock)], Qt.Orientation.Horizontal)
+    share_width(main, dock)
     return True
 
 
-def column_width(main: Any, dock: Any) -> int:
-    """`DOCK_WIDTH`, or less so that the canvas keeps half the window beside napari's own docks."""
+def share_width(main: Any, dock: Any) -> None:
+    """Our column at most `DOCK_WIDTH` px, narrower so the canvas keeps half the window."""
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QDockWidget
 
     area = main.dockWidgetArea(dock)
     sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
-    others = max([d.width() for d in main.findChildren(QDockWidget)  # the column on the other side
-                  if d.isVisible() and not d.isFloating() and main.dockWidgetArea(d) != area
-                  and main.dockWidgetArea(d) in sides] or [0])
-    return max(MIN_WIDTH, min(DOCK_WIDTH, main.width() // 2 - others - 40))
+    others = [d for d in main.findChildren(QDockWidget)
+              if d.isVisible() and not d.isFloating() and main.dockWidgetArea(d) != area
+              and main.dockWidgetArea(d) in sides]
+    other = max([OTHER_COLUMN, *(d.width() for d in others)])  # napari's column widens with layers
+    width = max(MIN_WIDTH, min(DOCK_WIDTH, main.width() // 2 - other - 40))
+    main.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
 
 
 def narrow(content: Any) -> None:
@@ -118,5 +126,5 @@ def narrow(content: Any) -> None:
         for field in content.findChildren(kind):
             field.setMinimumWidth(FIELD_MIN)  # an explicit minimum wins over a long item's size hint
     for label in content.findChildren(QLabel):
-        if label.text():
+        if not label.text() or len(label.text()) > 24:  # status lines and hints, not the short form labels
             label.setWordWrap(True)

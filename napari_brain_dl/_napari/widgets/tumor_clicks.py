@@ -99,9 +99,9 @@ class ClickController(Container):
         self.worker: Any = None
         self.toggle = CheckBox(text="Click mode",
                                tooltip="Left click: tumour; right or Shift+left click: not tumour")
-        self.undo_button = PushButton(text="Undo click", enabled=False)
-        self.redo_button = PushButton(text="Redo click", enabled=False)
-        self.clear_button = PushButton(text="Clear clicks", enabled=False)
+        self.undo_button = PushButton(text="Undo", enabled=False, tooltip="Undo the last click")
+        self.redo_button = PushButton(text="Redo", enabled=False, tooltip="Redo the click undone")
+        self.clear_button = PushButton(text="Clear", enabled=False, tooltip="Remove every click")
         self.status = Label(value="")
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.undo_button, self.redo_button, self.clear_button])

@@ -34,12 +34,12 @@ DEBOUNCE_MS = 1500
 #: Layer metadata key: when the reader last produced or edited these tumour labels (time.time()).
 TOUCHED = "brain_dl_touched"
 RANO_LAYER = "RANO diameters"
-ROWS = (("necrotic / non-enhancing core (mL)", "necrotic_core_ml"), ("edema (mL)", "edema_ml"),
-        ("enhancing (mL)", "enhancing_ml"), ("whole tumour 1+2+3 (mL)", "whole_tumor_ml"),
-        ("tumour core 1+3 (mL)", "tumor_core_ml"),
-        ("measurable enhancing lesions (both diameters >= {min} mm)", "measurable_lesions"),
-        ("smaller enhancing foci (not counted)", "smaller_foci"),
-        ("RANO longest diameter (mm)", "longest_mm"), ("RANO perpendicular (mm)", "perpendicular_mm"),
+ROWS = (("necrotic core 1 (mL)", "necrotic_core_ml"), ("edema 2 (mL)", "edema_ml"),
+        ("enhancing 3 (mL)", "enhancing_ml"), ("whole 1+2+3 (mL)", "whole_tumor_ml"),
+        ("core 1+3 (mL)", "tumor_core_ml"),
+        ("lesions >= {min} mm", "measurable_lesions"),  # RANO measurable: both diameters
+        ("smaller foci", "smaller_foci"),
+        ("RANO longest (mm)", "longest_mm"), ("RANO perp. (mm)", "perpendicular_mm"),
         ("sum of products (mm²)", "sum_of_products_mm2"))
 
 
@@ -77,7 +77,7 @@ class TumorResults(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer, reference: Callable[[], Any]) -> None:
         from qtpy.QtCore import QTimer
-        from qtpy.QtWidgets import QStyledItemDelegate
+        from qtpy.QtWidgets import QHeaderView, QStyledItemDelegate
 
         super().__init__(labels=False)
         self._viewer, self._reference = viewer, reference
@@ -96,6 +96,9 @@ class TumorResults(Container):
         self.table.read_only = True
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))  # our own number format
         self.table.native.setMinimumHeight(290)
+        header = self.table.native.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # the values always in view
+        header.setVisible(False)  # one column: its title says nothing
         self.restore_button = PushButton(text="Restore autosave", enabled=False)
         self.json_button = PushButton(text="Save JSON", enabled=False)
         self.nifti_button = PushButton(text="Export NIfTI", enabled=False)
