@@ -79,6 +79,9 @@ def main(case: Path, out: Path) -> None:
     segment.clicks.add_click(point, True)
     print(f"click on the rim: {time.perf_counter() - start:.2f} s; {segment.clicks.status.value}")
     segment.results.flush()
+    docks["Segment tumour"].raise_()
+    settle(0.3)
+    docks["Segment tumour"].widget().ensureWidgetVisible(segment.results.table.native, 0, 0)  # scrolled
     shot("Segment tumour", "click_segment.png")
     window.resize(1920, 1080)
     settle()

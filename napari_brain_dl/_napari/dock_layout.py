@@ -24,6 +24,7 @@ MARK = "brain_dl_dock"
 DOCK_WIDTH = 380
 MIN_WIDTH = 300
 FIELD_MIN = 70
+WRAP_LINES = 3  # a status line may wrap into this many lines in the column
 OTHER_COLUMN = 320  # napari's layer controls / layer list column once an exam is loaded
 MIN_HEIGHT = 160
 
@@ -109,14 +110,18 @@ def share_width(main: Any, dock: Any) -> None:
 
 
 def narrow(content: Any) -> None:
-    """Let `content` shrink to the column: long combo boxes elide, fields and tables narrow, labels wrap."""
+    """Let `content` shrink to the column: long combo boxes elide, fields and tables narrow, labels
+    wrap, and each form label goes above its field (the label column would take a third)."""
     from qtpy.QtWidgets import (
         QAbstractItemView,
         QAbstractSlider,
         QAbstractSpinBox,
+        QBoxLayout,
         QComboBox,
+        QHBoxLayout,
         QLabel,
         QLineEdit,
+        QWidget,
     )
 
     for box in content.findChildren(QComboBox):
@@ -128,3 +133,17 @@ def narrow(content: Any) -> None:
     for label in content.findChildren(QLabel):
         if not label.text() or len(label.text()) > 24:  # status lines and hints, not the short form labels
             label.setWordWrap(True)
+            line = max(1, label.fontMetrics().lineSpacing())
+            lines = max(WRAP_LINES, label.heightForWidth(DOCK_WIDTH - 100) // line)
+            label.setMinimumHeight(lines * line + 4)  # room to wrap into
+    for row in content.findChildren(QWidget):  # "label | field" rows: the label above its field
+        layout = row.layout()
+        if (isinstance(layout, QHBoxLayout) and layout.count() == 2
+                and isinstance(layout.itemAt(0).widget(), QLabel) and layout.itemAt(1).widget() is not None):
+            label = layout.itemAt(0).widget()
+            if not label.text():
+                label.hide()  # an empty label only takes room
+            label.setMinimumWidth(0)
+            label.setMaximumWidth(16777215)
+            layout.setDirection(QBoxLayout.Direction.TopToBottom)
+            layout.setSpacing(1)
