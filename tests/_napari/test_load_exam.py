@@ -105,7 +105,7 @@ def test_reader_preference_is_set_on_the_users_click(viewer: Any, data_dir: Path
     from napari_brain_dl._napari import reader_preference
 
     settings = get_settings()
-    monkeypatch.setattr(settings, "_save_on_change", False)  # never the user's real settings file
+    monkeypatch.setattr(type(settings), "save", lambda self, *a, **k: None)  # never the user's real file
     monkeypatch.setattr(settings.plugins, "extension2reader", {})
     widget = LoadExamWidget(viewer)
     assert not widget.reader_button.native.isHidden() and reader_preference.missing(settings)
