@@ -101,7 +101,7 @@ def test_run_adds_named_labels_on_flair_grid(exam: tuple[Any, SegmentTumorWidget
     for key in ("necrotic_core_ml", "edema_ml", "enhancing_ml", "whole_tumor_ml", "tumor_core_ml"):
         assert widget.results.measurements[key] == pytest.approx(expected[key])
     rows = list(widget.results.table.row_headers)
-    assert float(widget.results.table.data[rows.index("whole tumour 1+2+3 (mL)"), 0]) == pytest.approx(
+    assert float(widget.results.table.data[rows.index("whole 1+2+3 (mL)"), 0]) == pytest.approx(
         expected["whole_tumor_ml"], abs=0.01)
 
 
