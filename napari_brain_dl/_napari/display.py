@@ -7,8 +7,11 @@
   through ``viewer.camera.orientation`` (no data is copied);
 * coronal/sagittal views upright (superior at the top, anterior on the left);
 * orientation letters (R/L, A/P, S/I) at the edges of the image, kept on the
-  current slice and updated when the displayed axes or the convention change;
-* window/level: presets from `window_presets` ("brain", "auto", "full") and
+  current slice and updated when the displayed axes or the convention change
+  (their points layer is hidden from napari's layer list);
+* the slider named after the plane it moves through ("axial", "coronal", "sagittal");
+* window/level: presets from `window_presets` ("lesion", the default: percentiles
+  inside the brain; "brain", "auto", "full") and
   **Ctrl + left-drag** on the canvas: horizontal drag changes the width,
   vertical drag the level of the selected image layer (Ctrl keeps napari's
   pan (left-drag) and zoom (wheel / right-drag) untouched);
@@ -27,12 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from .layers import GEOMETRY, same_display_grid
+from .layers import GEOMETRY, same_display_grid, same_layer
 
 LETTERS_LAYER = "orientation letters"
+#: The plane one moves through along each display axis (S, P, L): the slider's name.
+PLANES = ("axial", "coronal", "sagittal")
 #: Letters at the low and high index end of each display axis (S, P, L).
 AXIS_LETTERS = (("I", "S"), ("A", "P"), ("R", "L"))
 CONVENTIONS = ("radiological", "neurological")
+#: Window presets (see `window_presets`); the first is a new layer's default.
+PRESETS = ("lesion", "brain", "auto", "full")
+#: Upper percentile of the brain's voxels of the "lesion" window, per contrast (99.5 otherwise).
+LESION_UPPER = {"flair": 99.9, "t2": 99.9}
 _STATES: dict[int, dict[str, Any]] = {}  # id(viewer) -> display state (cleared when it dies)
 
 
@@ -41,13 +50,33 @@ def _state(viewer: Any) -> dict[str, Any] | None:
     return _STATES.get(id(getattr(viewer, "__wrapped__", viewer)))
 
 
-def window_presets(data: Any) -> dict[str, tuple[float, float]]:
-    """Contrast limits for the window presets of one image.
+def brain_voxels(sample: np.ndarray) -> np.ndarray:
+    """The voxels of the head or brain in a flattened finite `sample`.
 
+    A skull-stripped or masked scan has a constant background at its minimum (a
+    fifth of the voxels or more): every voxel above it counts. Otherwise (a whole
+    head) the voxels above the mean intensity, a crude foreground.
+    """
+    if sample.size == 0:
+        return sample
+    low = sample.min()
+    if np.count_nonzero(sample == low) >= 0.2 * sample.size:
+        return sample[sample > low]
+    return sample[sample > sample.mean()]
+
+
+def window_presets(data: Any, contrast: str = "other") -> dict[str, tuple[float, float]]:
+    """Contrast limits for the window presets of one image (each contrast gets its own).
+
+    * ``lesion`` (the default of a new layer): 0.5th percentile of the brain's
+      voxels (`brain_voxels`) to its `LESION_UPPER` percentile for that contrast
+      (99.9 for FLAIR and T2, where oedema is the brightest tissue; 99.5 else, as
+      vessels outshine T1c enhancement), so lesions keep their texture instead of
+      saturating and the background does not pull the window down;
+    * ``brain``: 2nd to 99.8th percentile of the brain's voxels, giving grey/white
+      contrast; for CT-like data (values below -500) the classic brain window
+      W 80 / L 40 HU;
     * ``auto``: 0.5th to 99.5th percentile of all voxels;
-    * ``brain``: 2nd to 99.8th percentile of the head (voxels above the mean
-      intensity, a crude foreground), giving grey/white contrast; for CT-like
-      data (values below -500) the classic brain window W 80 / L 40 HU;
     * ``full``: minimum to maximum.
 
     Example:
@@ -58,18 +87,21 @@ def window_presets(data: Any) -> dict[str, tuple[float, float]]:
     sample = array[:: max(1, array.shape[0] // 64)] if array.ndim == 3 else array
     sample = sample[np.isfinite(sample)].astype(np.float64, copy=False)
     if sample.size == 0:
-        return {"auto": (0.0, 1.0), "brain": (0.0, 1.0), "full": (0.0, 1.0)}
+        return dict.fromkeys(PRESETS, (0.0, 1.0))
     low, high = float(sample.min()), float(sample.max())
     auto = tuple(float(v) for v in np.percentile(sample, [0.5, 99.5]))
-    foreground = sample[sample > sample.mean()]
+    brain_part = brain_voxels(sample)
     if low < -500:
         brain = (0.0, 80.0)
-    elif foreground.size:
-        brain = tuple(float(v) for v in np.percentile(foreground, [2.0, 99.8]))
+        lesion = brain
+    elif brain_part.size:
+        brain = tuple(float(v) for v in np.percentile(brain_part, [2.0, 99.8]))
+        upper = LESION_UPPER.get(contrast, 99.5)
+        lesion = tuple(float(v) for v in np.percentile(brain_part, [0.5, upper]))
     else:
-        brain = auto
+        brain = lesion = auto
     return {name: _valid((lo, hi)) for name, (lo, hi) in
-            {"brain": brain, "auto": auto, "full": (low, high)}.items()}
+            {"lesion": lesion, "brain": brain, "auto": auto, "full": (low, high)}.items()}
 
 
 def _valid(limits: tuple[float, float]) -> tuple[float, float]:
@@ -79,7 +111,9 @@ def _valid(limits: tuple[float, float]) -> tuple[float, float]:
 
 def apply_window(layer: Any, preset: str) -> None:
     """Set an image layer's contrast limits to the named preset."""
-    limits = window_presets(layer.data)[preset]
+    from .layers import layer_contrast
+
+    limits = window_presets(layer.data, layer_contrast(layer))[preset]
     layer.contrast_limits_range = (min(limits[0], layer.contrast_limits_range[0]),
                                    max(limits[1], layer.contrast_limits_range[1]))
     layer.contrast_limits = limits
@@ -152,8 +186,9 @@ def _on_inserted(viewer: Any, layer: Any) -> None:
     if layer.name == LETTERS_LAYER or layer not in viewer.layers:
         return
     if GEOMETRY not in layer.metadata:
-        for other in viewer.layers:
-            if other is not layer and GEOMETRY in other.metadata and same_display_grid(layer, other):
+        others = [x for x in viewer.layers if GEOMETRY in x.metadata and not same_layer(x, layer)]
+        for other in others:
+            if same_display_grid(layer, other):
                 layer.metadata[GEOMETRY] = dict(other.metadata[GEOMETRY])
                 break
     if GEOMETRY in layer.metadata and sum(GEOMETRY in x.metadata for x in viewer.layers) == 1:
@@ -252,6 +287,9 @@ def _update_letters(viewer: Any) -> None:
             viewer.layers.remove(LETTERS_LAYER)
         return
     ndim = viewer.dims.ndim
+    labels = (*tuple(viewer.dims.axis_labels)[: ndim - 3], *PLANES)
+    if tuple(viewer.dims.axis_labels) != labels:
+        viewer.dims.axis_labels = labels  # the slider says which plane it moves through, not "-3"
     corners = [np.asarray(x.extent.world) for x in scans if x.ndim == ndim]
     if not corners:
         return
@@ -280,6 +318,22 @@ def _update_letters(viewer: Any) -> None:
     layer.text.refresh(layer.features)
     if viewer.layers.index(layer) != len(viewer.layers) - 1:
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+    _hide_in_layer_list(viewer)
+
+
+def _hide_in_layer_list(viewer: Any) -> None:
+    """Hide the letters' row in napari's layer list (they are part of the display, not a layer
+    anyone works on); every other row is shown. No window (a headless viewer): nothing to do."""
+    real = getattr(viewer, "__wrapped__", viewer)
+    window = getattr(real, "window", None)
+    qt_viewer = getattr(window, "_qt_viewer", None)
+    view = getattr(qt_viewer, "layers", None) if qt_viewer is not None else None
+    model = view.model() if view is not None and hasattr(view, "setRowHidden") else None
+    if model is None:
+        return
+    for row in range(model.rowCount()):
+        name = model.index(row, 0).data()
+        view.setRowHidden(row, str(name) == LETTERS_LAYER)
 
 
 def window_level_drag(viewer: Any, event: Any) -> Generator[None, None, None]:

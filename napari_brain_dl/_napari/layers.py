@@ -34,6 +34,17 @@ RAS_TO_DISPLAY = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
+def same_layer(a: Any, b: Any) -> bool:
+    """True when `a` and `b` are the same napari layer.
+
+    napari hands plugin widgets proxies (a new wrapper object on each access), so
+    ``a is b`` is false for one layer; compare napari's unique id instead.
+    """
+    if a is None or b is None:
+        return a is b
+    return bool(getattr(a, "unique_id", id(a)) == getattr(b, "unique_id", id(b)))
+
+
 def display_geometry(volume: Volume) -> tuple[Volume, np.ndarray, dict[str, Any]]:
     """Reorient `volume` for display and compute its layer scale/translate.
 
@@ -83,9 +94,13 @@ def volume_to_layer_data(volume: Volume, layer_type: str = "image", name: str | 
     metadata[GEOMETRY] = geometry_record(volume, transform, **metadata.pop(GEOMETRY, {}))
     layer_kw: dict[str, Any] = {"name": name or volume.name, "metadata": metadata, **geo}
     if layer_type == "image":
+        from ..core.study import guess_contrast
         from .display import window_presets  # numpy only
 
-        layer_kw.update(colormap="gray", contrast_limits=window_presets(data)["auto"],
+        contrast = guess_contrast(str(volume.name))
+        if contrast == "other":
+            contrast = guess_contrast(str(volume.meta.get("path", "")))
+        layer_kw.update(colormap="gray", contrast_limits=window_presets(data, contrast)["lesion"],
                         interpolation2d="linear")
     layer_kw.update(kwargs)
     return data, layer_kw, layer_type

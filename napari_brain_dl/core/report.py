@@ -52,12 +52,44 @@ class ExamReport:
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     title: str = "Brain MRI exam report"
     warnings: list[str] = field(default_factory=list)  # "file: warning" of the scans read
+    labels_name: str | None = None  # which labels are reported (e.g. the layer the reader corrected)
+    labels_kind: str = "brats"  # "brats" (labels 1-3) or "whole" (a 0/1 whole-tumour mask)
+    labels_edited: bool = False  # corrected by the reader after the model
 
     def measurements(self) -> dict[str, Any] | None:
-        """Tumour volumes and RANO diameters of `labels` (None without labels)."""
+        """Tumour volumes and RANO diameters of `labels` (None without labels).
+
+        A whole-tumour mask ("whole") gives the whole-tumour volume only.
+        """
+        import numpy as np
+
         from .tasks.measure import tumor_measurements
 
-        return tumor_measurements(self.labels) if self.labels is not None else None
+        if self.labels is None:
+            return None
+        if self.labels_kind == "whole":
+            count = int(np.count_nonzero(np.asarray(self.labels.data)))
+            return {"whole_tumor_ml": count * self.labels.voxel_volume_ml, "voxel_counts": {"whole": count},
+                    "lesions": [], "warnings": [], "kind": "whole"}
+        return tumor_measurements(self.labels)
+
+
+def lesion_summary(m: dict[str, Any]) -> str:
+    """The enhancing-lesion count as the widget and the report both state it (minimum size named).
+
+    Example:
+        >>> text = lesion_summary({"lesions": [{"measurable": True}, {"measurable": False}],
+        ...                        "measurable_lesions": 1, "method": {"min_diameter_mm": 10.0}})
+        >>> print(text.replace("; ", "\\n"))
+        Measurable enhancing lesions (RANO: both axial diameters >= 10 mm): 1
+        smaller enhancing foci, not counted: 1.
+    """
+    if "measurable_lesions" not in m:
+        return "Whole-tumour mask: no enhancing lesions are measured."
+    minimum = float(m.get("method", {}).get("min_diameter_mm", 10.0))
+    smaller = len(m.get("lesions", [])) - int(m["measurable_lesions"])
+    return (f"Measurable enhancing lesions (RANO: both axial diameters >= {minimum:g} mm): "
+            f"{m['measurable_lesions']}; smaller enhancing foci, not counted: {smaller}.")
 
 
 def _on_grid(vol: Volume, ref: Volume, labels: bool) -> Volume:
@@ -200,8 +232,10 @@ def _table(header: list[str], rows: list[list[Any]], raw: bool = False) -> str:
 
 
 def volumes_rows(m: dict[str, Any]) -> list[list[Any]]:
-    """Rows (region, mL, voxels) of the volumes table."""
+    """Rows (region, mL, voxels) of the volumes table (one row for a whole-tumour mask)."""
     counts = m.get("voxel_counts", {})
+    if m.get("kind") == "whole":
+        return [["Whole tumour (mask)", f"{m['whole_tumor_ml']:.2f}", counts.get("whole", "")]]
     return [
         ["Necrotic / non-enhancing core (1)", f"{m['necrotic_core_ml']:.2f}",
          counts.get("necrotic_core", "")],
@@ -263,9 +297,14 @@ def _volumes_html(exam: ExamReport) -> str:
     m = exam.measurements()
     if m is None:
         return ""
-    parts = ["<h2>Volumes</h2>" + _table(["Region", "Volume (mL)", "Voxels"], volumes_rows(m)),
-             f"<p>Enhancing lesions: {len(m['lesions'])}, measurable (RANO): "
-             f"{m['measurable_lesions']}, sum of products {m['sum_of_products_mm2']:.0f} mm².</p>"]
+    parts = ["<h2>Volumes</h2>"]
+    if exam.labels_name:
+        edited = " (corrected by the reader)" if exam.labels_edited else ""
+        parts.append(f"<p>Labels reported: {_esc(exam.labels_name)}{edited}.</p>")
+    parts += [_table(["Region", "Volume (mL)", "Voxels"], volumes_rows(m)), f"<p>{_esc(lesion_summary(m))}"]
+    if "sum_of_products_mm2" in m:
+        parts.append(f" Sum of products {m['sum_of_products_mm2']:.0f} mm².")
+    parts.append("</p>")
     return "".join(parts + [f"<p class='note'>{_esc(w)}</p>" for w in m["warnings"]])
 
 
@@ -341,7 +380,11 @@ def build_pdf(exam: ExamReport, path: str | os.PathLike[str]) -> Path:
         if exam.synthetic:
             lines.append(f"SYNTHETIC (not acquired): {', '.join(sorted(exam.synthetic))}")
         if m is not None:
+            if exam.labels_name:
+                lines += ["", f"Labels reported: {exam.labels_name}"
+                          + (" (corrected by the reader)" if exam.labels_edited else "")]
             lines += ["", "Volumes (mL):"] + [f"  {r[0]}: {r[1]}" for r in volumes_rows(m)]
+            lines += [lesion_summary(m)]
         for heat in exam.heatmaps:
             lines += ["", heat.name] + [f"  {c['name']}: {c['verdict']} - {c.get('sentence', '')}"
                                         for c in heat.checks]

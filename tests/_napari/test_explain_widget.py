@@ -52,7 +52,7 @@ def test_gradcam_heatmap_checks_plot_and_screenshot(
     assert widget.flair.value == "flair" and widget.t1c.value == "t1c"  # preselected from the names
     assert widget.model.value == "tumor-present"
     assert "blocks.3" in widget.layer.choices
-    widget.mask.value = "tumour"
+    assert widget.mask.value == "tumour"  # the tumour labels are preselected as reference mask
     seen: list[tuple[int, int]] = []
     original = widget._progress
     widget._progress = lambda d, t, s: (seen.append((d, t)), original(d, t, s))  # type: ignore[method-assign]
@@ -67,6 +67,11 @@ def test_gradcam_heatmap_checks_plot_and_screenshot(
     assert len(seen) > 5 and seen[-1][0] == seen[-1][1]  # forward passes done / total
     texts = {lab.label: lab.value for lab in widget.check_labels}
     assert all(v.split()[0] in ("PASS", "WARN", "FAIL") for v in texts.values()), texts
+    for check in result.checks:  # each check's plain-language sentence is on screen, not in a tooltip
+        text = widget.check_texts[check.name]
+        assert text.value == check.sentence and text.native.isVisible() and text.native.wordWrap()
+    legend = widget.figure.axes[0].get_legend()
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 8  # readable (was 6 pt)
     assert len(widget.figure.axes[0].lines) == 4  # deletion / insertion, saliency / random
     widget.opacity.value = 0.8
     widget.threshold.value = 0.5

@@ -50,6 +50,7 @@ def test_contrast_edit_and_errors(viewer: Any, data_dir: Path, monkeypatch: pyte
                                   tmp_path: Path) -> None:
     errors: list[str] = []
     monkeypatch.setattr(load_exam, "show_error", errors.append)
+    monkeypatch.setattr(load_exam, "show_warning", errors.append)
     widget = LoadExamWidget(viewer)
     widget.synchronous = True
     widget.files.value = [str(data_dir / "brats_gli_00001" / f"{name}.nii.gz") for name in BRATS[:2]]
@@ -76,3 +77,44 @@ def test_threaded_read_and_cancel(viewer: Any, data_dir: Path, qtbot: Any) -> No
     scans = [x.name for x in viewer.layers if x.name != "orientation letters"]
     # Cancelled cleanly (nothing added), or the one-series exam finished before the click.
     assert (scans, widget.status.value) == ([], "Cancelled.") or scans == ["flair"]
+
+
+def test_a_bad_file_never_blocks_the_good_ones_nor_leaves_the_old_exam(viewer: Any, data_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    widget = LoadExamWidget(viewer)
+    widget.synchronous = True
+    widget.files.value = [str(data_dir / "brats_gli_00001" / "t1c.nii.gz")]
+    assert widget.contrasts() == ["t1c"]
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not an image")
+    widget.files.value = [str(broken), str(data_dir / "brats_gli_00001" / "t2f.nii.gz")]
+    assert widget.contrasts() == ["flair"]  # the good file is read, the old exam is gone
+    assert "skipped 1: broken.nii.gz" in widget.status.value and widget.status.native.wordWrap()
+    widget.load()
+    assert "flair" in viewer.layers
+    widget.files.value = [str(broken)]
+    assert widget.contrasts() == [] and not widget.table.value["data"]  # nothing of the previous read
+
+
+def test_reader_preference_is_set_on_the_users_click(viewer: Any, data_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: File > Open of a NIfTI asks which reader; after the click it opens with Brain DL."""
+    from napari.errors import MultipleReaderError
+    from napari.settings import get_settings
+
+    from napari_brain_dl._napari import reader_preference
+
+    settings = get_settings()
+    monkeypatch.setattr(type(settings), "save", lambda self, *a, **k: None)  # never the user's real file
+    monkeypatch.setattr(settings.plugins, "extension2reader", {})
+    widget = LoadExamWidget(viewer)
+    assert not widget.reader_button.native.isHidden() and reader_preference.missing(settings)
+    path = str(data_dir / "brats_gli_00001" / "t2f.nii.gz")
+    with pytest.raises(MultipleReaderError):  # what makes File > Open show "Choose reader"
+        viewer._open_or_raise_error([path], {}, None, False)
+    widget.reader_button.clicked.emit()
+    assert not reader_preference.missing(settings) and "File > Open" in widget.status.value
+    assert widget.reader_button.native.isHidden()
+    assert settings.plugins.extension2reader["*.nii.gz"] == "napari-brain-dl"
+    viewer.window._qt_viewer._qt_open([path], stack=False)  # File > Open: no dialog now
+    assert "brain_dl_geometry" in viewer.layers["t2f"].metadata

@@ -70,3 +70,45 @@ def test_identifiers_only_when_asked(widget: ReportWidget, tmp_path: Path) -> No
     widget.run()
     text = (tmp_path / "r.html").read_text()
     assert "SMITH^JOHN" in text and "PATIENT_SMITH" in text and not (tmp_path / "r.pdf").exists()
+
+
+def test_report_takes_the_labels_the_reader_corrected(viewer: Any, widget: ReportWidget,
+                                                      tmp_path: Path) -> None:
+    """The automatic labels, then a corrected copy: the report measures the corrected one."""
+    from napari_brain_dl._napari.widgets.tumor_clicks import TUMOR_KIND
+    from napari_brain_dl._napari.widgets.tumor_results import touch
+    from napari_brain_dl.core.report import lesion_summary
+    from napari_brain_dl.core.tasks.measure import tumor_measurements
+
+    auto = viewer.layers["tumor"]
+    fixed = np.array(auto.data)
+    fixed[fixed == 2] = 0  # the reader erased the oedema
+    meta = {"provenance": dict(auto.metadata["provenance"]), TUMOR_KIND: "brats", "brain_dl_edited": True}
+    corrected = viewer.add_labels(fixed, name="tumor (corrected)", scale=auto.scale, translate=auto.translate,
+                                  metadata={**auto.metadata, **meta})
+    touch(corrected)
+    viewer.layers.move(viewer.layers.index(corrected), 0)  # list order must not matter
+    assert widget.contents.value.endswith("labels 'tumor (corrected)', 1 heatmap(s)")
+    widget.output.value, widget.pdf.value = str(tmp_path / "r.html"), False
+    widget.run()
+    text = (tmp_path / "r.html").read_text()
+    m = tumor_measurements(widget.exam.labels)
+    assert m["edema_ml"] == 0
+    assert "Labels reported: layer &#x27;tumor (corrected)&#x27; (corrected by the reader)" in text
+    assert lesion_summary(m).replace(">", "&gt;") in text and ">= 10 mm" in lesion_summary(m)
+    # every input has a sha256: of its file when it exists, else of its voxel data
+    assert set(widget.exam.inputs) == {"flair", "t1c", "labels"}
+    assert all(len(e["sha256"]) == 64 for e in widget.exam.inputs.values())
+    for entry in widget.exam.inputs.values():
+        assert entry["sha256"][:16] in text
+
+
+def test_inputs_hash_the_files_that_exist(viewer: Any, data_dir: Path, tmp_path: Path) -> None:
+    from napari_brain_dl.core.provenance import sha256_file
+
+    path = data_dir / "brats_gli_00001" / "t2f.nii.gz"
+    viewer.add_layer(Layer.create(*volume_to_layer_data(io.load(path))))
+    w = ReportWidget(viewer)
+    w.synchronous, w.pdf.value, w.output.value = True, False, str(tmp_path / "r.html")
+    w.run()
+    assert w.exam.inputs["t2f"] == {"path": str(path.resolve()), "sha256": sha256_file(path)}

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from napari.layers import Layer
 
+from napari_brain_dl._napari import autosave
 from napari_brain_dl._napari.layers import GEOMETRY, labels_like, layer_to_volume, volume_to_layer_data
 from napari_brain_dl._napari.widgets import task_panel, tumor_results
 from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
@@ -100,7 +101,7 @@ def test_run_adds_named_labels_on_flair_grid(exam: tuple[Any, SegmentTumorWidget
     for key in ("necrotic_core_ml", "edema_ml", "enhancing_ml", "whole_tumor_ml", "tumor_core_ml"):
         assert widget.results.measurements[key] == pytest.approx(expected[key])
     rows = list(widget.results.table.row_headers)
-    assert float(widget.results.table.data[rows.index("whole tumour 1+2+3 (mL)"), 0]) == pytest.approx(
+    assert float(widget.results.table.data[rows.index("whole 1+2+3 (mL)"), 0]) == pytest.approx(
         expected["whole_tumor_ml"], abs=0.01)
 
 
@@ -247,6 +248,24 @@ def test_clicks_update_the_mask_in_place_with_undo_redo(exam: tuple[Any, Segment
     assert "outside" in clicks.status.value
 
 
+def test_click_mode_off_and_on_keeps_the_clicks_in_a_plugin_dock(viewer: Any, brats: dict[str, Volume],
+                                                                 tmp_path: Path) -> None:
+    """Opened from the Plugins menu the widget sees proxied layers; toggling must not forget clicks."""
+    _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
+    _add(viewer, brats["t1c"], tmp_path / "t1c.nii.gz")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-brain-dl", "Segment tumour")
+    sessions: list[FakeSegmenter] = []
+    widget.clicks.segmenter_factory = lambda f, t: sessions.append(FakeSegmenter(f, t)) or sessions[-1]
+    widget.clicks.synchronous = True
+    widget.clicks.toggle.value = True
+    assert widget.clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    widget.clicks.toggle.value = False
+    widget.clicks.toggle.value = True
+    assert widget.clicks.add_click(np.array([77.0, 100.0, 143.0]), False)
+    assert len(sessions) == 1 and [len(c[0]) + len(c[1]) for c in sessions[0].calls] == [1, 2]
+    assert widget.clicks.undo_button.enabled
+
+
 def test_mouse_clicks_have_the_right_sign(exam: tuple[Any, SegmentTumorWidget]) -> None:
     viewer, clicks, sessions = _click_widget(exam)
     flair = viewer.layers["t2f"]
@@ -312,11 +331,11 @@ def test_selected_tumour_layer_is_followed(exam: tuple[Any, SegmentTumorWidget],
     clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
     assert widget.results.layer is viewer.layers[MASK_LAYER] and widget.results._dirty
     viewer.layers.selection.active = tumor  # e.g. to paint it: the pending autosave is written first
-    assert (tmp_path / "t2f_tumor_clicks_autosave.nii.gz").exists()
+    assert autosave.user_path(viewer.layers["t2f"], "whole").exists()
     assert widget.results.layer is tumor and widget.results.kind == "brats"
     tumor.paint((77, 20, 20), 2)
     widget.results.flush()
-    assert (tmp_path / "t2f_tumor_autosave.nii.gz").exists()
+    assert autosave.user_path(viewer.layers["t2f"]).exists()
 
 
 # -- edits, autosave, measurements, export -----------------------------------------------------
@@ -329,7 +348,8 @@ def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], ru
     layer.paint((77, 20, 20), 3)  # napari's paint: one history step, a "paint" event
     assert widget.results._dirty and widget.results._timer.isActive()
     widget.results.flush()
-    saved = tmp_path / "t2f_tumor_autosave.nii.gz"
+    saved = autosave.user_path(viewer.layers["t2f"])
+    assert saved.parent.parent == autosave.user_autosave_root() and not list(tmp_path.glob("*autosave*"))
     assert saved.exists() and not widget.results._timer.isActive()
     volume = io.load(saved)
     np.testing.assert_allclose(volume.affine, layer_volume(viewer.layers["t2f"]).affine)
@@ -339,6 +359,13 @@ def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], ru
     for key in ("necrotic_core_ml", "edema_ml", "enhancing_ml", "whole_tumor_ml", "tumor_core_ml"):
         assert m[key] == pytest.approx(expected[key])
     assert m["lesions"][0]["longest_mm"] == pytest.approx(expected["lesions"][0]["longest_mm"])
+    # the lesion count reads as in the report, with the minimum size named
+    from napari_brain_dl.core.report import lesion_summary
+
+    table = widget.results.table.to_dict("dict")["value"]
+    assert table["lesions >= 10 mm"] == str(m["measurable_lesions"])
+    assert table["smaller foci"] == str(len(m["lesions"]) - m["measurable_lesions"])
+    assert widget.results.table.tooltip == lesion_summary(m)
     layer.undo()  # napari's undo is an edit too
     assert widget.results._dirty
     widget.results.flush()
@@ -350,20 +377,45 @@ def test_paint_autosaves_and_remeasures(exam: tuple[Any, SegmentTumorWidget], ru
     np.testing.assert_allclose(restored.translate, layer.translate)
 
 
-def test_autosave_falls_back_to_user_folder(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from napari_brain_dl.core.resources import user_dir
-
+def test_autosave_beside_the_exam_only_when_chosen_and_writable(exam: tuple[Any, SegmentTumorWidget],
+                                                                rule_card: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     viewer, widget = exam
     told: list[str] = []
     monkeypatch.setattr(tumor_results, "show_info", told.append)
-    viewer.layers["t2f"].metadata[GEOMETRY]["source_meta"].pop("path")
+    flair = viewer.layers["t2f"]
     layer = _run(widget, rule_card)
-    for _ in range(2):
-        layer.paint((77, 100, 140), 1)
-        widget.results.flush()
-    assert (user_dir() / "autosave" / "t2f_tumor_autosave.nii.gz").exists()
+    widget.results.beside.value = True
+    layer.paint((77, 100, 140), 1)
+    widget.results.flush()
+    assert (tmp_path / "t2f_tumor_autosave.nii.gz").exists()  # chosen, writable: beside the exam
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    flair.metadata[GEOMETRY]["source_meta"]["path"] = str(locked / "t2f.nii.gz")
+    locked.chmod(0o555)  # read-only folder: refused even for root (permission bits, not os.access)
+    try:
+        for _ in range(2):
+            layer.paint((77, 100, 141), 1)
+            widget.results.flush()
+        assert not list(locked.iterdir())
+    finally:
+        locked.chmod(0o755)
+    assert autosave.user_path(flair).exists()
     assert len([t for t in told if "autosaved in" in t]) == 1  # said once
+    flair.metadata[GEOMETRY]["source_meta"].pop("path")  # no folder at all: the user folder too
+    layer.paint((77, 100, 142), 1)
+    widget.results.flush()
+    assert autosave.user_path(flair).exists()
+
+
+def test_autosave_is_keyed_by_the_exam(tmp_path: Path, viewer: Any, brats: dict[str, Volume]) -> None:
+    """Two exams with the same file names in different folders never share an autosave."""
+    a = _add(viewer, brats["t2f"], tmp_path / "a" / "t2f.nii.gz")
+    b = _add(viewer, brats["t2f"], tmp_path / "b" / "t2f.nii.gz")
+    assert autosave.user_path(a) != autosave.user_path(b)
+    assert autosave.user_path(a).name == "t2f_tumor_autosave.nii.gz"
+    assert autosave.user_path(a).parent.name.startswith("t2f-")
+    assert autosave.autosave_path(a, beside=True) == (autosave.user_path(a), False)  # folder a/ is missing
 
 
 def test_exports_refuse_silent_overwrite(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
@@ -410,3 +462,26 @@ def test_dicom_seg_export_from_a_dicom_flair(viewer: Any, data_dir: Path, tmp_pa
 
     ds = pydicom.dcmread(out)
     assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "edema"
+
+
+def test_display_details_a_reader_needs(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
+                                        qtbot: Any) -> None:
+    """Issue 22 item 10: slider name, no letters row, a colour legend, visible clicks, one outline."""
+    from napari_brain_dl._napari.display import LETTERS_LAYER, PLANES
+
+    viewer, widget = exam
+    qtbot.wait(50)  # the display updates after the layer events
+    assert tuple(viewer.dims.axis_labels)[-3:] == PLANES  # the slider says "axial", not "-3"
+    view = viewer.window._qt_viewer.layers
+    rows = {str(view.model().index(r, 0).data()): view.isRowHidden(r) for r in range(view.model().rowCount())}
+    assert rows[LETTERS_LAYER] and not rows["t2f"]  # the letters are not a layer to work on
+    tumor = _run(widget, rule_card)
+    legend = widget.results.legend.value
+    assert all(name in legend for name in ("necrotic", "edema", "enhancing"))
+    assert "#3cc83c" in legend  # edema's own colour (60, 200, 60)
+    _, clicks, _ = _click_widget(exam)
+    clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
+    points = viewer.layers[POINTS_LAYER]
+    assert points.size.min() >= 8 and np.allclose(points.border_color[0], [1, 1, 1, 1])
+    assert viewer.layers[MASK_LAYER].visible and not tumor.visible  # no muddy overlap
+    assert "whole tumour" in widget.results.legend.value

@@ -80,6 +80,21 @@ def test_synthesize_adds_a_marked_layer_on_the_source_grid(viewer: Any, gli: dic
     np.testing.assert_allclose(nib.load(written).affine, gli["t1c"].affine, atol=1e-5)
 
 
+def test_side_by_side_shows_the_synthetic_image_when_opened_from_the_plugins_menu(
+        viewer: Any, gli: dict[str, Volume]) -> None:
+    """napari gives a plugin's widget a proxied viewer: the synthetic image must still be shown."""
+    from napari_brain_dl._napari.display import LETTERS_LAYER
+
+    _add(viewer, gli["t1c"])
+    _, widget = viewer.window.add_plugin_dock_widget("napari-brain-dl", "Synthesize")
+    assert type(widget._viewer).__name__ == "PublicOnlyProxy"  # as a person opens it
+    widget.synchronous, widget.method.value = True, "histogram"
+    widget.run()
+    shown = [layer.name for layer in viewer.layers if layer.visible and layer.name != LETTERS_LAYER]
+    assert shown == ["t1c", "FLAIR (synthetic)"]
+    assert grid(viewer).enabled and grid(viewer).actual_shape(list(viewer.layers)) == (1, 2)
+
+
 def test_synthesize_refuses_a_present_target_and_synthetic_sources(viewer: Any, gli: dict[str, Volume],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     said = _said(monkeypatch)

@@ -68,3 +68,57 @@ def test_click_outlines_the_tumour_on_the_right_side(viewer: Any, data_dir: Path
     brain_x = (flair.affine @ [*np.argwhere(np.asarray(flair.data) > 0).mean(0), 1])[0]
     assert tumour_x < brain_x  # this tumour is in the patient's left hemisphere (RAS+ x)
     assert _screen_column(viewer, labels) > _screen_column(viewer, layers["t2f"])  # screen right
+
+
+def _reader_clicks(truth: np.ndarray) -> list[tuple[str, tuple[int, int, int]]]:
+    """Issue 22's crashing clicks, the voxel of each class farthest from the tumour's centre,
+    and the first and last index of each axis (the others at the tumour's centre)."""
+    centre = np.argwhere(truth > 0).mean(0)
+    out: list[tuple[str, tuple[int, int, int]]] = [
+        ("enhancing rim", (140, 101, 64)),
+        ("oedema", (174, 153, 64)),
+    ]
+    for label, name in ((1, "necrosis"), (2, "oedema"), (3, "enhancing rim")):
+        idx = np.argwhere(truth == label)
+        out.append((name, tuple(int(v) for v in idx[np.argmax(((idx - centre) ** 2).sum(1))])))
+    for axis, n in enumerate(truth.shape):
+        for index in (0, n - 1):
+            p = [round(float(c)) for c in centre]
+            p[axis] = index
+            out.append(("border", (p[0], p[1], p[2])))
+    return out
+
+
+def test_mouse_clicks_on_every_voxel_class_give_a_mask(viewer: Any, data_dir: Path, tmp_path: Path,
+                                                       qtbot: Any, click_canvas: Any,
+                                                       record_property: Any) -> None:
+    """Real Qt mouse clicks on the canvas: rim, oedema, necrosis and the field of view's border."""
+    import time
+
+    folder = data_dir / "brats_gli_00001"
+    flair, t1c = io.load(folder / "t2f.nii.gz"), io.load(folder / "t1c.nii.gz")
+    truth = np.asarray(io.load(folder / "seg-BraTS23_1.nii.gz").data).astype(int)
+    layers = {}
+    for name, vol in (("t2f", flair), ("t1c", t1c)):
+        layers[name] = viewer.add_layer(Layer.create(*volume_to_layer_data(vol)))
+        layers[name].metadata["brain_dl_geometry"]["source_meta"]["path"] = str(tmp_path / f"{name}.nii.gz")
+    widget = SegmentTumorWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
+    widget.clicks.synchronous, widget.clicks.device = True, "cpu"
+    widget.clicks.toggle.value = True
+    viewer.reset_view()
+    seconds = []
+    for name, voxel in _reader_clicks(truth):
+        widget.clicks.clear()
+        start = time.perf_counter()
+        click_canvas(viewer, layers["t2f"].data_to_world(voxel_to_display(layers["t2f"], voxel)))
+        seconds.append(time.perf_counter() - start)
+        assert "updated" in widget.clicks.status.value, (name, voxel, widget.clicks.status.value)
+        result = layer_volume(viewer.layers[MASK_LAYER])
+        assert result.same_grid(flair)
+        mask = np.asarray(result.data) > 0
+        assert mask[voxel], (name, voxel)  # the mask holds the voxel clicked
+        if name != "border":
+            assert (mask & (truth > 0)).sum() > 0.5 * mask.sum(), (name, voxel)
+    record_property("seconds_per_click", [round(s, 2) for s in seconds])
+    print(f"seconds per click (logged, not asserted): {[round(s, 2) for s in seconds]}")

@@ -157,3 +157,69 @@ def test_flipped_copy_gives_the_same_physical_mask(exam) -> None:
     raw = Volume((flair.data * 100 + 2000).astype(np.int16), flair.affine, "flair_raw")
     c = ClickSegmenter(raw, t1c, device="cpu").update(fg, bg)
     assert (c.data == a.data).mean() > 0.999
+
+
+# ----------------------------------------------------------------------------- every voxel class
+GLI = DATA / "brats_gli_00001"
+#: The two first clicks of issue 22 that crashed in the paste-back (enhancing rim, oedema).
+ISSUE_22_CLICKS = [(140, 101, 64), (174, 153, 64)]
+
+
+@pytest.fixture(scope="module")
+def gli() -> tuple[ClickSegmenter, np.ndarray]:
+    if not GLI.is_dir():
+        pytest.skip(f"test data {GLI} is missing")
+    flair, t1c = io.load(GLI / "t2f.nii.gz"), io.load(GLI / "t1c.nii.gz")
+    seg = np.asarray(io.load(GLI / "seg-BraTS23_1.nii.gz").data).astype(int)
+    return ClickSegmenter(flair, t1c, device="cpu"), seg
+
+
+def class_clicks(seg: np.ndarray) -> list[tuple[str, tuple[int, int, int]]]:
+    """Where a reader clicks: per class the voxel farthest from the tumour's centre and a middle one."""
+    centre = np.argwhere(seg > 0).mean(0)
+    out = [("issue-22", p) for p in ISSUE_22_CLICKS]
+    for label, name in ((1, "necrosis"), (2, "oedema"), (3, "enhancing rim")):
+        idx = np.argwhere(seg == label)
+        far = idx[np.argmax(((idx - centre) ** 2).sum(1))]
+        out += [(name, tuple(int(v) for v in far)), (name, tuple(int(v) for v in idx[len(idx) // 2]))]
+    return out
+
+
+def border_clicks(shape: tuple[int, ...], centre: np.ndarray) -> list[tuple[int, int, int]]:
+    """First, second, second-last and last index on each axis (the others at `centre`), and two corners."""
+    out = [(0, 0, 0), tuple(int(n) - 1 for n in shape)]
+    for axis, n in enumerate(shape):
+        for index in (0, 1, n - 2, n - 1):
+            p = [round(float(c)) for c in centre]
+            p[axis] = index
+            out.append(tuple(p))
+    return out  # type: ignore[return-value]
+
+
+@needs_model
+def test_first_click_on_every_tumour_class_gives_a_mask(gli) -> None:
+    seg_model, seg = gli
+    whole = seg > 0
+    for name, voxel in class_clicks(seg):
+        assert seg[voxel] > 0, (name, voxel)
+        seg_model.reset()
+        mask = seg_model.update(fg=[voxel])
+        assert mask.same_grid(seg_model.flair), (name, voxel)
+        m = np.asarray(mask.data) > 0
+        assert m[voxel], (name, voxel)  # a click always wins where it is
+        dice = 2 * (m & whole).sum() / (m.sum() + whole.sum())
+        assert dice > 0.6, (name, voxel, dice)
+
+
+@needs_model
+def test_first_click_at_the_field_of_view_border_gives_a_mask(gli) -> None:
+    seg_model, seg = gli
+    for voxel in border_clicks(seg.shape, np.argwhere(seg > 0).mean(0)):
+        seg_model.reset()
+        mask = seg_model.update(fg=[voxel])
+        m = np.asarray(mask.data) > 0
+        assert m.shape == seg.shape and m[voxel], voxel
+        # a second (negative) click at the opposite border refines without error
+        far = tuple(int(n) - 1 - v for v, n in zip(voxel, seg.shape, strict=True))
+        again = np.asarray(seg_model.update(fg=[voxel], bg=[far]).data) > 0
+        assert again[voxel] and not again[far], voxel

@@ -8,6 +8,7 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from .. import display
+from ..dock_layout import adopt
 
 
 class DisplayControls(Container):
@@ -25,7 +26,7 @@ class DisplayControls(Container):
         self.convention = ComboBox(label="Left/right", choices=list(display.CONVENTIONS),
                                    value=display.convention(viewer),
                                    tooltip="radiological: patient left on screen right")
-        self.window = ComboBox(label="Window", choices=["brain", "auto", "full"], value="auto")
+        self.window = ComboBox(label="Window", choices=list(display.PRESETS), value="lesion")
         self.apply_window = PushButton(text="Apply window to selected image")
         self.hint = Label(value="Ctrl + drag: level (up/down), width (left/right)")
         self.extend([self.view, self.convention, self.window, self.apply_window, self.hint])
@@ -33,6 +34,7 @@ class DisplayControls(Container):
         self.convention.changed.connect(lambda value: display.set_convention(viewer, value))
         self.window.changed.connect(self._apply)
         self.apply_window.changed.connect(self._apply)
+        adopt(self)  # one scrollable tab in the shared dock column
 
     def _apply(self, *_: Any) -> None:
         layer = display.target_image(self._viewer)

@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label
 
 from ...core.progress import CancelToken
 from ...core.tasks.classify import DEFAULT_MODEL, METHODS
+from ..dock_layout import adopt
 from ..layers import layer_volume, volume_to_layer_data
 from .task_panel import TaskPanel
 
@@ -27,6 +28,17 @@ DEFAULT = "(default)"
 PREDICTED = "(predicted)"
 HEATMAP = "heatmap"
 VERDICT_COLOURS = {"pass": "#2e9d4f", "warn": "#d49a00", "fail": "#d0342c"}
+#: What each check asks, in plain words (shown under its verdict until a run explains its number).
+CHECK_QUESTIONS = {
+    "randomisation": "Does the map change when the model's weights are scrambled? If not, it shows "
+                     "the image's edges, not what the model learned.",
+    "deletion_insertion": "Does hiding the hottest voxels first lower the model's score faster than "
+                          "hiding random ones (curves below)?",
+    "localisation": "Does the map's hot part fall inside the reference mask (the tumour)?",
+}
+LEGEND_PT = 9
+#: Words in a labels layer's name that make it the default reference mask.
+MASK_WORDS = ("tumor", "tumour", "lesion", "seg", "mask")
 
 
 class ExplainWidget(TaskPanel, Container):
@@ -55,9 +67,10 @@ class ExplainWidget(TaskPanel, Container):
         self.opacity = FloatSlider(label="Opacity", min=0.0, max=1.0, step=0.05, value=0.6)
         self.threshold = FloatSlider(label="Threshold", min=0.0, max=0.95, step=0.05, value=0.2)
         self.side_by_side = CheckBox(text="Side by side (grid view)", value=False)
-        self.check_labels = [
-            Label(label=name, value="-") for name in ("randomisation", "deletion_insertion", "localisation")
-        ]
+        self.check_labels = [Label(label=name, value="-") for name in CHECK_QUESTIONS]
+        self.check_texts = {name: Label(value=text) for name, text in CHECK_QUESTIONS.items()}
+        for text in self.check_texts.values():
+            text.native.setWordWrap(True)
         self.extend(
             [
                 self.flair,
@@ -72,7 +85,7 @@ class ExplainWidget(TaskPanel, Container):
                 self.opacity,
                 self.threshold,
                 self.side_by_side,
-                *self.check_labels,
+                *[w for label in self.check_labels for w in (label, self.check_texts[label.label])],
             ]
         )
         self.figure, self.canvas = self._make_plot()
@@ -83,6 +96,7 @@ class ExplainWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- choices ------------------------------------------------------------------------------------
     def _layers_of(self, kind: str) -> list[str]:
@@ -159,6 +173,18 @@ class ExplainWidget(TaskPanel, Container):
                 match = [n for n in self._layers_of("image") if guess_contrast(n) == contrast]
                 if match:
                     box.value = match[0]
+        if self.mask.value in (None, NONE):
+            tumours = self._tumour_layers()
+            if tumours:
+                self.mask.value = tumours[-1]
+
+    def _tumour_layers(self) -> list[str]:
+        """Labels layers that hold a tumour: made by Segment tumour, or named like one."""
+        from .tumor_clicks import TUMOR_KIND
+
+        names = self._layers_of("labels")
+        made = [n for n in names if self._viewer.layers[n].metadata.get(TUMOR_KIND)]
+        return made or [n for n in names if any(word in n.lower() for word in MASK_WORDS)]
 
     # -- running ------------------------------------------------------------------------------------
     def run(self, *_: Any) -> None:
@@ -251,14 +277,18 @@ class ExplainWidget(TaskPanel, Container):
     def _show_checks(self, result: Any) -> None:
         for label in self.check_labels:
             found = result.check(label.label.replace(" ", "_"))
+            text = self.check_texts[label.label]
             if found is None:
                 label.value = "not run" + (" (no reference mask)" if label.label == "localisation" else "")
-                label.tooltip = ""
+                label.native.setStyleSheet("")
+                text.value = CHECK_QUESTIONS[label.label] + (
+                    " Choose a reference mask to run it." if label.label == "localisation" else "")
                 continue
             colour = VERDICT_COLOURS[found.verdict]
             label.value = f"{found.verdict.upper()} ({found.value:.2f})"
             label.native.setStyleSheet(f"color: {colour}; font-weight: bold;")
-            label.tooltip = found.sentence
+            label.tooltip = text.tooltip = CHECK_QUESTIONS[label.label]
+            text.value = found.sentence
         summary = " ".join(c.sentence for c in result.checks)
         if summary:
             self.status.tooltip = summary
@@ -267,9 +297,9 @@ class ExplainWidget(TaskPanel, Container):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        figure = Figure(figsize=(3.2, 2.2), dpi=90, tight_layout=True)
+        figure = Figure(figsize=(3.4, 2.6), dpi=96, tight_layout=True)
         canvas = FigureCanvasQTAgg(figure)
-        canvas.setMinimumHeight(190)
+        canvas.setMinimumHeight(230)
         self.native.layout().addWidget(canvas)
         return figure, canvas
 
@@ -287,8 +317,9 @@ class ExplainWidget(TaskPanel, Container):
                 colour = "#d0342c" if kind == "deletion" else "#2a6fdb"
                 auc = found.details["auc"][key]
                 ax.plot(x, values, style[order], color=colour, label=f"{kind} ({order}) {auc:.2f}")
-            ax.set_xlabel("fraction of brain voxels")
-            ax.set_ylabel(f"p({result.target_class})")
+            ax.set_xlabel("fraction of brain voxels", fontsize=LEGEND_PT)
+            ax.set_ylabel(f"p({result.target_class})", fontsize=LEGEND_PT)
+            ax.tick_params(labelsize=LEGEND_PT - 1)
             ax.set_ylim(-0.02, 1.02)
-            ax.legend(fontsize=6, loc="best")
+            ax.legend(fontsize=LEGEND_PT, loc="best", framealpha=0.8)
         self.canvas.draw_idle()

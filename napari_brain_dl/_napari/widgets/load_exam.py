@@ -18,7 +18,8 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ...core.progress import CancelToken
-from .. import display
+from .. import display, reader_preference
+from ..dock_layout import adopt
 from ..layers import study_to_layer_data
 from . import is_cancelled, run_task
 
@@ -53,14 +54,28 @@ class LoadExamWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.bar = ProgressBar(label="Progress", value=0, max=1, visible=False)
         self.status = Label(label="", value="Choose the files or the DICOM folder of one exam.")
+        self.status.native.setWordWrap(True)  # a long error stays readable here, unlike a toast
+        self.reader_button = PushButton(text="Open scans with Brain DL in File > Open",
+                                        tooltip="Sets napari's reader preference for NIfTI, MGZ, NRRD "
+                                                "and MHA (Preferences > Plugins), so napari stops asking")
+        self.reader_button.visible = bool(reader_preference.missing())
         self.extend([self.files, self.folder, self.table, self.reference, self.register,
-                     self.load_button, self.cancel_button, self.bar, self.status])
+                     self.load_button, self.cancel_button, self.bar, self.status, self.reader_button])
+        self.reader_button.changed.connect(self.prefer_reader)
         self.files.changed.connect(self.read_series)
         self.folder.changed.connect(self.read_series)
         self.load_button.changed.connect(self.load)
         self.cancel_button.changed.connect(self.cancel)
         self.table.changed.connect(self._update_reference_choices)
         display.install(viewer)
+        adopt(self)  # one scrollable tab in the shared dock column
+
+    def prefer_reader(self, *_: Any) -> None:
+        """The user's click: make this plugin napari's reader for the scan formats."""
+        changed = reader_preference.prefer()
+        self.reader_button.visible = False
+        self.status.value = (f"File > Open now opens {', '.join(changed)} with Brain DL (change it in "
+                             "Preferences > Plugins)." if changed else "Brain DL already opens scans.")
 
     # -- reading the series ---------------------------------------------------------
     def paths(self) -> list[str]:
@@ -75,6 +90,7 @@ class LoadExamWidget(Container):
         """Read every chosen series (worker thread) and list them in the table."""
         self._show_normalised_paths()
         paths = self.paths()
+        self._fill_table([])  # the table never lists an exam other than the chosen files
         if not paths:
             return
         self._start("Reading", lambda progress, cancel, _notify: _read_all(paths, progress, cancel),
@@ -89,18 +105,29 @@ class LoadExamWidget(Container):
                 with field.changed.blocked():
                     field.value = clean if many else clean[0]
 
-    def _show_series(self, series: list[tuple[str, Any]]) -> None:
+    def _show_series(self, read: tuple[list[tuple[str, Any]], list[str]]) -> None:
+        """List what was read; name the files that could not be read (the others still load)."""
+        series, failed = read
+        self._fill_table(series)
+        text = f"{len(series)} series read; check the contrasts, then Load exam."
+        if failed:
+            text = f"{len(series)} series read; skipped {len(failed)}: " + " ".join(failed)
+            more = f" (and {len(failed) - 1} more; see Load exam)" if len(failed) > 1 else ""
+            first = failed[0] if len(failed[0]) <= 160 else failed[0][:157] + "..."
+            show_warning(f"Skipped {first}{more}")
+        self._finish(text)
+
+    def _fill_table(self, series: list[tuple[str, Any]]) -> None:
         from ...core.study import guess_contrast
 
         self._series = series
         rows = []
         for path, vol in series:
-            guess = guess_contrast(vol.meta.get("series_description") or path)
+            guess = vol.meta.get("series_contrast") or guess_contrast(path)
             rows.append([guess, Path(path).name, " x ".join(map(str, vol.shape)),
                          " x ".join(f"{s:.2f}" for s in vol.spacing), vol.axcodes])
         self.table.value = {column: [row[i] for row in rows] for i, column in enumerate(COLUMNS)}
         self._update_reference_choices()
-        self._finish(f"{len(series)} series read; check the contrasts, then Load exam.")
 
     def contrasts(self) -> list[str]:
         """Contrast names as they stand in the table (lower case)."""
@@ -133,17 +160,35 @@ class LoadExamWidget(Container):
             vol.name = name
         reference = None if self.reference.value == "auto" else self.reference.value
         register = REGISTER[self.register.value]
-        self._start("Loading", lambda progress, cancel, _notify: align_study(
-            volumes, reference, register, progress=progress, cancel=cancel), self._add_layers)
 
-    def _add_layers(self, study: Any) -> None:
+        def work(progress: Any, cancel: CancelToken, _notify: Any) -> tuple[Any, list[Any]]:
+            study = align_study(volumes, reference, register, progress=progress, cancel=cancel)
+            return study, study_to_layer_data(study)  # windows and reorientation off the UI thread
+
+        self._start("Loading", work, self._add_layers)
+
+    def _add_layers(self, result: tuple[Any, list[Any]]) -> None:
+        """Add the layers one per event-loop turn, so the window repaints between them."""
         from napari.layers import Layer
+        from qtpy.QtCore import QTimer
 
-        for data, kwargs, kind in study_to_layer_data(study):
-            self._viewer.add_layer(Layer.create(data, kwargs, kind))
-        self._viewer.layers.selection.active = self._viewer.layers[study.reference]
-        notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
-        self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+        study, tuples = result
+        self.load_button.enabled = False  # until the last layer is in
+
+        def add_next() -> None:
+            if tuples:
+                self._viewer.add_layer(Layer.create(*tuples.pop(0)))
+                QTimer.singleShot(0 if self.synchronous else 15, add_next)
+                return
+            self._viewer.layers.selection.active = self._viewer.layers[study.reference]
+            notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
+            self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+
+        if self.synchronous:  # tests: all at once, in order
+            for data, kwargs, kind in tuples:
+                self._viewer.add_layer(Layer.create(data, kwargs, kind))
+            tuples.clear()
+        add_next()
 
     def cancel(self, *_: Any) -> None:
         """Ask the running step to stop; the viewer is left as it was."""
@@ -171,8 +216,9 @@ class LoadExamWidget(Container):
             show_info("Loading cancelled; nothing was added.")
             self._finish("Cancelled.")
             return
-        show_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        self._finish("Failed: see the notification.")
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        show_error(text if len(text) < 90 else "Loading failed; the reason is in the Load exam panel.")
+        self._finish(f"Failed: {text}")
 
     def _finish(self, text: str) -> None:
         self.load_button.enabled = True
@@ -182,19 +228,31 @@ class LoadExamWidget(Container):
         self._cancel = None
 
 
-def _read_all(paths: list[str], progress: Any, cancel: CancelToken) -> list[tuple[str, Any]]:
-    """Load every path (all series of a multi-series DICOM folder)."""
+def _read_all(paths: list[str], progress: Any, cancel: CancelToken
+              ) -> tuple[list[tuple[str, Any]], list[str]]:
+    """Load every path (all series of a multi-series DICOM folder).
+
+    Returns:
+        The (path, Volume) pairs read, and one sentence per path that could not be read
+        (a bad file never blocks the good ones).
+    """
     from ...core.io import SeriesChoiceError, load
 
     out: list[tuple[str, Any]] = []
+    failed: list[str] = []
     for index, path in enumerate(paths):
         cancel.raise_if_cancelled()
         progress(index, len(paths), f"Reading {Path(path).name}")
         try:
-            out.append((path, load(path)))
-        except SeriesChoiceError as exc:
-            if not Path(path).is_dir():
-                raise
-            out.extend((path, load(path, series_uid=uid)) for uid in exc.choices)
+            try:
+                out.append((path, load(path)))
+            except SeriesChoiceError as exc:
+                if not Path(path).is_dir():
+                    raise
+                out.extend((path, load(path, series_uid=uid)) for uid in exc.choices)
+        except (OSError, ValueError) as exc:  # ImageReadError is a ValueError
+            name = Path(path).name
+            reason = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).replace(str(path), name)
+            failed.append(f"{reason.rstrip('.')}." if name in reason else f"{name}: {reason.rstrip('.')}.")
     progress(len(paths), len(paths), "Series read")
-    return out
+    return out, failed

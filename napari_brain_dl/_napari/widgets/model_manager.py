@@ -17,6 +17,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, T
 from napari.utils.notifications import show_error, show_info
 
 from ...core.models import CardError, ModelCard, default_registry, loaders, sha256_file, trust
+from ..dock_layout import adopt
 
 COLUMNS = ("task", "inputs", "weights", "trusted")  # rows are headed by the model id
 TRUST_SENTENCE = ("Trusting {name} lets its files import and run Python code on this computer when the "
@@ -144,6 +145,7 @@ class ModelManagerWidget(Container):
         self.refresh_button.changed.connect(self.refresh)
         self.table.native.cellClicked.connect(self._row_clicked)
         self.refresh()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- listing ----------------------------------------------------------------------
     def cards(self) -> list[ModelCard]:

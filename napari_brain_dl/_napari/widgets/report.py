@@ -1,7 +1,8 @@
 """"Report" dock widget: the exam report (HTML, and PDF) from what the viewer shows.
 
 The scans are the viewer's 3D image layers (FLAIR first when there is one); the tumour labels
-are the labels layer a model made (its provenance names the model), heatmaps are the Explain
+are the ones the reader worked on last (a model's result as corrected by paint or clicks, or
+the newest tumour labels layer), heatmaps are the Explain
 widget's layers (their checks are shown when the layer carries them), and synthetic images
 are marked in every figure. Choose where to save, then Report: the figures and the file are
 made off the UI thread (`core.report`), with progress and Cancel. Patient identifiers are
@@ -17,9 +18,30 @@ import napari.viewer
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, LineEdit
 
 from ...core.progress import CancelToken, check
+from ..dock_layout import adopt
 from ..layers import is_synthetic_layer, layer_contrast, layer_volume
 from .task_panel import TaskPanel
 from .tumor_clicks import TUMOR_KIND
+from .tumor_results import TOUCHED
+
+
+def fill_inputs(exam: Any) -> None:
+    """sha256 of each input: its file when it has one, else its voxel data (made in this session)."""
+    import hashlib
+
+    import numpy as np
+
+    from ...core.provenance import file_entry
+
+    for name, entry in exam.inputs.items():
+        volume = entry.pop("volume", None) or exam.scans.get(name)
+        path = Path(entry.get("path") or "")
+        if entry.get("path") and path.exists():
+            entry.update(file_entry(path))
+        elif volume is not None:
+            data = np.ascontiguousarray(np.asarray(volume.data))
+            entry["path"] = entry.get("path") or "(made in this session: hash of the voxel data)"
+            entry["sha256"] = hashlib.sha256(data.tobytes()).hexdigest()
 
 
 class ReportWidget(TaskPanel, Container):
@@ -47,6 +69,7 @@ class ReportWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- what goes in ----------------------------------------------------------------------------------
     def _sorted_layers(self) -> tuple[list[Any], list[Any], list[Any]]:
@@ -59,10 +82,13 @@ class ReportWidget(TaskPanel, Container):
                 continue
             if isinstance(layer, Image):
                 (heatmaps if layer.metadata.get("explain") else scans).append(layer)
-            elif isinstance(layer, Labels) and layer.metadata.get("provenance") is not None:
+            elif isinstance(layer, Labels) and (layer.metadata.get("provenance") is not None
+                                                or layer.metadata.get(TUMOR_KIND)):
                 labels.append(layer)
         scans.sort(key=lambda la: (layer_contrast(la) != "flair", is_synthetic_layer(la)))
-        labels.sort(key=lambda la: la.metadata.get(TUMOR_KIND) != "brats")
+        # the labels the reader worked on last first, else the newest layer
+        order = {id(la): i for i, la in enumerate(labels)}
+        labels.sort(key=lambda la: (-float(la.metadata.get(TOUCHED, 0.0)), -order[id(la)]))
         return scans, labels, heatmaps
 
     def _layers_changed(self, *_: Any) -> None:
@@ -89,6 +115,9 @@ class ReportWidget(TaskPanel, Container):
         )
         if labels:
             exam.labels = layer_volume(labels[0])
+            exam.labels_name = f"layer '{labels[0].name}'"
+            exam.labels_kind = "whole" if labels[0].metadata.get(TUMOR_KIND) == "whole" else "brats"
+            exam.labels_edited = bool(labels[0].metadata.get("brain_dl_edited"))
             exam.provenances.append(dict(labels[0].metadata.get("provenance") or {}))
         for la in heatmaps:
             checks = la.metadata.get("checks") or la.metadata.get("provenance", {}).get("checks") or []
@@ -99,7 +128,9 @@ class ReportWidget(TaskPanel, Container):
             exam.provenances.append(prov)
         exam.provenances += [dict(la.metadata["provenance"]) for la in scans
                              if la.name in exam.synthetic and la.metadata.get("provenance")]
-        exam.inputs = {n: {"path": str(exam.scans[n].meta.get("path", "")), "sha256": None} for n in names}
+        exam.inputs = {n: {"path": str(exam.scans[n].meta.get("path") or "")} for n in names}
+        if exam.labels is not None:
+            exam.inputs["labels"] = {"path": "", "volume": exam.labels}  # the labels as shown now
         return exam
 
     # -- run -------------------------------------------------------------------------------------------
@@ -133,14 +164,17 @@ class ReportWidget(TaskPanel, Container):
             from ...core.io import atomic_output
             from ...core.report import align, build_html, build_pdf
 
-            progress(0, 3, "Putting the layers on one grid")
+            progress(0, 4, "Hashing the inputs")
+            fill_inputs(exam)
+            check(cancel)
+            progress(1, 4, "Putting the layers on one grid")
             align(exam)
             check(cancel)
-            progress(1, 3, "Drawing the key slices")
+            progress(2, 4, "Drawing the key slices")
             text = build_html(exam)
             check(cancel)
             if pdf is not None:
-                progress(2, 3, "Writing the PDF")
+                progress(3, 4, "Writing the PDF")
                 with atomic_output(pdf) as tmp:
                     build_pdf(exam, tmp)
             try:
@@ -151,7 +185,7 @@ class ReportWidget(TaskPanel, Container):
                 raise
             with atomic_output(path) as tmp:
                 tmp.write_text(text, encoding="utf-8")
-            progress(3, 3, "done")
+            progress(4, 4, "done")
             return [path] + ([pdf] if pdf is not None else [])
 
         self.start_task(work, "Report", "Writing the report...", self._done, self._error)

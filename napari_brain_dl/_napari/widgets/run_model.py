@@ -19,6 +19,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ...core.models import ModelCard, default_registry
 from ...core.progress import CancelToken
+from ..dock_layout import adopt
 from ..layers import layer_to_volume, volume_to_layer_data
 from .task_panel import TaskPanel
 
@@ -51,6 +52,7 @@ class RunModelWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._update_layer_choices)
         viewer.layers.events.removed.connect(self._update_layer_choices)
         self.refresh()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- choices ------------------------------------------------------------------------
     def refresh(self, *_: Any) -> None:

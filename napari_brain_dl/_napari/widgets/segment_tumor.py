@@ -21,6 +21,7 @@ from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
+from ..dock_layout import adopt
 from ..layers import GEOMETRY, is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
@@ -55,7 +56,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.model = ComboBox(label="Model", choices=self._model_choices)
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
         self.tta = CheckBox(text="Uncertainty (TTA, 4x slower)", value=False)
-        self.allow_synthetic = CheckBox(text="Allow synthetic contrasts (recorded in the result)",
+        self.allow_synthetic = CheckBox(text="Allow synthetic contrasts", tooltip="Recorded in the result",
                                         value=False)
         self.review = ComboBox(label="Review slice", choices=self._review_choices, visible=False)
         self.clicks = ClickController(viewer, self._click_exam, on_mask=self._click_mask)
@@ -70,6 +71,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     @property
     def synchronous(self) -> bool:

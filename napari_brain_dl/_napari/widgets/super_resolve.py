@@ -18,6 +18,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox
 from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
+from ..dock_layout import adopt
 from ..layers import layer_volume, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
@@ -49,6 +50,7 @@ class SuperResolveWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     def _layer_choices(self, _widget: Any = None) -> list[str]:
         from napari.layers import Image

@@ -21,7 +21,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.utils.notifications import show_info
 
 from ...core.progress import CancelToken
-from ..layers import is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
+from ..dock_layout import adopt
+from ..layers import is_synthetic_layer, layer_contrast, layer_volume, same_layer, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
 
@@ -58,7 +59,8 @@ class SynthesizeWidget(TaskPanel, Container):
         self.target = ComboBox(label="Synthesize", choices=[label for _, label in CONTRASTS], value="FLAIR")
         self.method = ComboBox(label="Method", choices=self._method_choices)
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
-        self.side_by_side = CheckBox(text="Side by side with the real contrasts (grid view)", value=True)
+        self.side_by_side = CheckBox(text="Side by side (grid view)", value=True,
+                                     tooltip="The result beside the real contrasts, one panel each")
         self.extend([self.t1, self.t1c, self.t2, self.flair, self.target, self.method, self.device,
                      self.side_by_side, *self.task_controls("Choose the acquired contrasts and the one to "
                                                             "synthesize.")])
@@ -67,6 +69,7 @@ class SynthesizeWidget(TaskPanel, Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        adopt(self)  # one scrollable tab in the shared dock column
 
     # -- choices --------------------------------------------------------------------------------
     def _layer_choices(self, _widget: Any = None) -> list[str]:
@@ -160,7 +163,7 @@ class SynthesizeWidget(TaskPanel, Container):
             from ..display import grid
 
             for other in self._viewer.layers:
-                other.visible = other is layer or other.name in self._used
+                other.visible = same_layer(other, layer) or other.name in self._used
             view = grid(self._viewer)
             view.shape, view.enabled = (1, -1), True
             self._viewer.reset_view()

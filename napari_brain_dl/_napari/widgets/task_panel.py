@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,22 +29,35 @@ class TaskPanel:
     run: Callable[..., Any]
     _cancel: CancelToken | None = None
     _pbar: Any = None
+    bar: Any = None
+    _clock: Any = None
+    _step = ""
+    _started = 0.0
     worker: Any = None
 
     def task_controls(self, hint: str, run_text: str = "Run") -> list[Any]:
-        """Create ``run_button``, ``cancel_button`` and ``status``, wire them to `run` / `cancel`.
+        """Create ``run_button``, ``cancel_button``, ``bar`` and ``status``, wire them to `run` / `cancel`.
 
-        Returns the widgets to place: the Run / Cancel row and the status line showing `hint`.
+        Returns the widgets to place: the Run / Cancel row, the progress bar (a percentage,
+        shown while a task runs) and the status line showing `hint` (with the seconds elapsed
+        while a task runs, so a long single step is never silent).
         """
-        from magicgui.widgets import Container, Label, PushButton
+        from magicgui.widgets import Container, Label, ProgressBar, PushButton
+        from qtpy.QtCore import QTimer
 
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.bar = ProgressBar(value=0, max=100, visible=False, label="")
+        self.bar.native.setFormat("%p %")
         self.status = Label(label="", value=hint)
+        self.status.native.setWordWrap(True)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
+        self._clock = QTimer(self.status.native)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
         row = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
-        return [row, self.status]
+        return [row, self.bar, self.status]
 
     def start_task(self, work: Work, title: str, status: str, on_done: Callable[[Any], None],
                    on_error: Callable[[BaseException], None]) -> None:
@@ -53,6 +67,9 @@ class TaskPanel:
         self._cancel = CancelToken()
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self._pbar = napari_progress(total=1, desc=title)
+        self._step, self._started = status, time.monotonic()
+        self.bar.value, self.bar.visible = 0, True
+        self._clock.start()
         self.status.value = status
         self.worker = run_task(work, on_done=on_done, on_progress=self._progress, on_error=on_error,
                                on_note=show_warning, synchronous=self.synchronous, cancel=self._cancel)
@@ -96,12 +113,23 @@ class TaskPanel:
         total = max(int(total), 1)
         if pbar.total != total:
             pbar.total = total
+        self._step = text
+        self.bar.value = round(100 * min(int(done), total) / total)
         self.status.value = text  # before the bar: its update may deliver the result and _finish
         pbar.n = min(int(done), total)
         pbar.set_description(text)
         pbar.update(0)
 
+    def _tick(self) -> None:
+        """Once a second while a task runs: the current step and the seconds elapsed."""
+        if self._pbar is None:
+            self._clock.stop()
+            return
+        self.status.value = f"{self._step} ({time.monotonic() - self._started:.0f} s)"
+
     def _finish(self, text: str) -> None:
+        self._clock.stop()
+        self.bar.visible = False
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None

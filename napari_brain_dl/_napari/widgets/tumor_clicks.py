@@ -20,11 +20,11 @@ from typing import Any
 import napari.viewer
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 
 from ...core.progress import CancelToken
 from ...core.volume import Volume
-from ..layers import GEOMETRY, volume_to_layer_data
+from ..layers import GEOMETRY, same_layer, volume_to_layer_data
 from . import is_cancelled, run_task
 
 CLICK_MODEL = "brats-tumor-click"
@@ -32,6 +32,7 @@ POINTS_LAYER = "tumor clicks"
 MASK_LAYER = "tumor (clicks)"
 COLORS = {True: (0.1, 0.9, 0.1, 1.0), False: (1.0, 0.0, 1.0, 1.0)}  # positive green, negative magenta
 MAX_HISTORY = 50
+POINT_MM = 9  # click markers: large, with a white ring, so they show on any tissue
 #: Layer metadata key marking a tumour labels layer: "brats" (labels 1-3) or "whole" (0/1 mask).
 TUMOR_KIND = "brain_dl_tumor"
 
@@ -96,10 +97,11 @@ class ClickController(Container):
         self._busy = False
         self._generation = 0  # bumped by reset(): a late result of an old exam is dropped
         self.worker: Any = None
-        self.toggle = CheckBox(text="Click mode (left: tumour, right / Shift+left: not tumour)")
-        self.undo_button = PushButton(text="Undo click", enabled=False)
-        self.redo_button = PushButton(text="Redo click", enabled=False)
-        self.clear_button = PushButton(text="Clear clicks", enabled=False)
+        self.toggle = CheckBox(text="Click mode",
+                               tooltip="Left click: tumour; right or Shift+left click: not tumour")
+        self.undo_button = PushButton(text="Undo", enabled=False, tooltip="Undo the last click")
+        self.redo_button = PushButton(text="Redo", enabled=False, tooltip="Redo the click undone")
+        self.clear_button = PushButton(text="Clear", enabled=False, tooltip="Remove every click")
         self.status = Label(value="")
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.undo_button, self.redo_button, self.clear_button])
@@ -116,8 +118,9 @@ class ClickController(Container):
         layers = self._viewer.layers
         if POINTS_LAYER not in layers:
             ref = self._flair_layer
-            layer = self._viewer.add_points(np.empty((0, 3)), name=POINTS_LAYER, size=4, ndim=3,
-                                            scale=ref.scale, translate=ref.translate, border_width=0,
+            layer = self._viewer.add_points(np.empty((0, 3)), name=POINTS_LAYER, size=POINT_MM, ndim=3,
+                                            scale=ref.scale, translate=ref.translate, border_width=0.2,
+                                            border_width_is_relative=True, border_color="white",
                                             out_of_slice_display=False)
             self._viewer.layers.selection.active = layer
         return layers[POINTS_LAYER]
@@ -141,7 +144,7 @@ class ClickController(Container):
             self.status.value = str(exc)
             self.toggle.value = False
             return
-        if layer is not self._flair_layer:
+        if not same_layer(layer, self._flair_layer):
             self.reset()
             self._flair_layer = layer
         points = self.points
@@ -278,6 +281,13 @@ class ClickController(Container):
                                             opacity=0.5, features={"index": [0, 1],
                                                                    "name": ["background", "whole tumour"]})
             self._viewer.layers.selection.active = self.points
+            hidden = [x.name for x in self._viewer.layers
+                      if x.metadata.get(TUMOR_KIND) == "brats" and x.visible]
+            for name in hidden:  # one outline at a time: the automatic labels under it muddy the colours
+                self._viewer.layers[name].visible = False
+            if hidden:
+                show_info(f"Hid {', '.join(hidden)} under the click mask; tick it in the layer list "
+                          "to compare.")
         layer.data[...] = data  # in place: the same layer and array
         layer.metadata["provenance"] = self.provenance
         layer.refresh()

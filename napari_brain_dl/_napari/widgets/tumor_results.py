@@ -2,80 +2,45 @@
 
 One tumour labels layer is followed at a time (the last one produced or edited). After
 every edit (napari's paint / fill / erase, undo / redo, a click update) a QTimer waits
-`DEBOUNCE_MS` and then `flush()` writes the labels atomically beside the exam
-(``<FLAIR folder>/<FLAIR stem>_tumor_autosave.nii.gz``, or the user folder when the
-exam's folder is unknown or read-only) and recomputes the measurements table and the
-RANO diameter lines.
+`DEBOUNCE_MS` and then `flush()` writes the labels atomically into the user data folder,
+keyed by the exam (beside the exam only when "Autosave beside the exam" is ticked and
+that folder is writable; see `autosave.py`), and recomputes the measurements table and
+the RANO diameter lines.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import napari.viewer
 import numpy as np
-from magicgui.widgets import Container, Label, PushButton, Table
+from magicgui.widgets import CheckBox, Container, Label, PushButton, Table
 from napari.utils.notifications import show_error, show_info
 
+from ...core.report import lesion_summary
 from ...core.tasks.tumor import CLASS_NAMES
-from ..layers import GEOMETRY, layer_volume, volume_to_layer_data
+from ..autosave import SUFFIX, autosave_path, exam_stem, existing_autosave, source_meta
+from ..layers import layer_volume, same_layer, volume_to_layer_data
 from .tumor_clicks import TUMOR_KIND, voxel_to_display
+from .tumor_style import DEFAULT_COLORS, legend_html, tumor_layer_kwargs
+
+__all__ = ["DEFAULT_COLORS", "TumorResults", "legend_html", "touch", "tumor_layer_kwargs"]
 
 DEBOUNCE_MS = 1500
+#: Layer metadata key: when the reader last produced or edited these tumour labels (time.time()).
+TOUCHED = "brain_dl_touched"
 RANO_LAYER = "RANO diameters"
-#: Default class colours (RGB 0-255) when the model card has none.
-DEFAULT_COLORS = {1: (230, 50, 50), 2: (60, 200, 60), 3: (255, 215, 0)}
-SUFFIX = {"brats": "_tumor_autosave.nii.gz", "whole": "_tumor_clicks_autosave.nii.gz"}
-ROWS = (("necrotic / non-enhancing core (mL)", "necrotic_core_ml"), ("edema (mL)", "edema_ml"),
-        ("enhancing (mL)", "enhancing_ml"), ("whole tumour 1+2+3 (mL)", "whole_tumor_ml"),
-        ("tumour core 1+3 (mL)", "tumor_core_ml"), ("measurable enhancing lesions", "measurable_lesions"),
-        ("RANO longest diameter (mm)", "longest_mm"), ("RANO perpendicular (mm)", "perpendicular_mm"),
+ROWS = (("necrotic core 1 (mL)", "necrotic_core_ml"), ("edema 2 (mL)", "edema_ml"),
+        ("enhancing 3 (mL)", "enhancing_ml"), ("whole 1+2+3 (mL)", "whole_tumor_ml"),
+        ("core 1+3 (mL)", "tumor_core_ml"),
+        ("lesions >= {min} mm", "measurable_lesions"),  # RANO measurable: both diameters
+        ("smaller foci", "smaller_foci"),
+        ("RANO longest (mm)", "longest_mm"), ("RANO perp. (mm)", "perpendicular_mm"),
         ("sum of products (mm²)", "sum_of_products_mm2"))
-
-
-def tumor_layer_kwargs(labels: list[Any] | None = None, kind: str = "brats") -> dict[str, Any]:
-    """Colormap and class-name features of a tumour labels layer (colours from card labels if any)."""
-    from napari.utils.colormaps import DirectLabelColormap
-
-    names = {0: "background", **CLASS_NAMES} if kind == "brats" else {0: "background", 1: "whole tumour"}
-    colors = {v: DEFAULT_COLORS.get(v, (255, 215, 0)) for v in names if v}
-    colors.update({int(lab.value): tuple(lab.color) for lab in labels or [] if lab.value in colors})
-    cmap: dict[int | None, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
-    cmap.update({v: (*(c / 255 for c in rgb), 1.0) for v, rgb in colors.items()})
-    return {"colormap": DirectLabelColormap(color_dict=cmap), "opacity": 0.5,
-            "features": {"index": list(names), "name": list(names.values())}}
-
-
-def autosave_path(flair_layer: Any, kind: str = "brats") -> tuple[Path, bool]:
-    """Where the autosave goes: beside the FLAIR file (True), else in the user folder (False)."""
-    from ...core.io import contrast_stem
-
-    source = _source_meta(flair_layer).get("path")
-    if source:
-        path = Path(source)
-        stem = path.name if path.is_dir() else contrast_stem(path)  # a DICOM folder: beside it
-        if os.access(path.parent, os.W_OK):
-            return path.parent / f"{stem}{SUFFIX[kind]}", True
-    return _user_autosave(flair_layer.name, kind), False
-
-
-def _user_autosave(name: str, kind: str) -> Path:
-    from ...core.resources import user_dir
-
-    return user_dir() / "autosave" / f"{name}{SUFFIX[kind]}"
-
-
-def _existing_autosave(flair_layer: Any) -> Path | None:
-    """The autosave of this FLAIR's tumour labels (beside the exam, else the user folder), if any."""
-    if flair_layer is None:
-        return None
-    paths = (autosave_path(flair_layer)[0], _user_autosave(flair_layer.name, "brats"))
-    return next((p for p in paths if p.exists()), None)
 
 
 def _save_autosave(volume: Any, path: Path) -> None:
@@ -112,7 +77,7 @@ class TumorResults(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer, reference: Callable[[], Any]) -> None:
         from qtpy.QtCore import QTimer
-        from qtpy.QtWidgets import QStyledItemDelegate
+        from qtpy.QtWidgets import QHeaderView, QStyledItemDelegate
 
         super().__init__(labels=False)
         self._viewer, self._reference = viewer, reference
@@ -126,19 +91,25 @@ class TumorResults(Container):
         self._dirty = False
         self._history = (0, 0)
         self._told_fallback = False
-        self.table = Table(value={"data": [["-"] for _ in ROWS], "index": [r for r, _ in ROWS],
+        self.table = Table(value={"data": [["-"] for _ in ROWS], "index": _index(10.0),
                                   "columns": ["value"]})
         self.table.read_only = True
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))  # our own number format
         self.table.native.setMinimumHeight(290)
+        header = self.table.native.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # the values always in view
+        header.setVisible(False)  # one column: its title says nothing
         self.restore_button = PushButton(text="Restore autosave", enabled=False)
         self.json_button = PushButton(text="Save JSON", enabled=False)
         self.nifti_button = PushButton(text="Export NIfTI", enabled=False)
         self.seg_button = PushButton(text="Export DICOM SEG", enabled=False)
+        self.beside = CheckBox(text="Autosave beside the exam", value=False,
+                               tooltip="Else in your user data folder, one folder per exam")
         self.status = Label(value="")
+        self.legend = Label(value=legend_html("brats"))
         rows = [Container(layout="horizontal", labels=False, widgets=pair) for pair in
                 ([self.json_button, self.restore_button], [self.nifti_button, self.seg_button])]
-        self.extend([self.table, *rows, self.status])
+        self.extend([self.legend, self.table, *rows, self.beside, self.status])
         self.restore_button.changed.connect(self.restore)
         self.json_button.changed.connect(lambda *_: self.save_json())
         self.nifti_button.changed.connect(lambda *_: self.export_nifti())
@@ -154,7 +125,7 @@ class TumorResults(Container):
     def attach(self, layer: Any, provenance: dict[str, Any] | None = None, kind: str = "brats",
                edited: bool = False) -> None:
         """Follow `layer` (measure it now; autosave it after each edit)."""
-        if layer is not self.layer:
+        if not same_layer(layer, self.layer):
             self._detach()
             self.layer, self.kind = layer, kind
             self.edited = edited or bool(layer.metadata.get("brain_dl_edited"))
@@ -165,6 +136,8 @@ class TumorResults(Container):
             self._history = (len(layer._undo_history), len(layer._redo_history))
         if provenance is not None:
             self.provenance = dict(provenance)
+        self.legend.value = legend_html(self.kind, layer)
+        touch(layer)
         self.measure()
         self.update_buttons()
 
@@ -172,7 +145,7 @@ class TumorResults(Container):
         """Selecting a tumour layer (e.g. to paint it) makes it the followed one."""
         layer = event.value
         kind = layer.metadata.get(TUMOR_KIND) if layer is not None else None
-        if kind in SUFFIX and layer is not self.layer:
+        if kind in SUFFIX and not same_layer(layer, self.layer):
             self.flush()  # the previous layer's pending autosave first
             self.attach(layer, kind=kind)
 
@@ -184,7 +157,7 @@ class TumorResults(Container):
         self.layer = None
 
     def _removed(self, event: Any) -> None:
-        if event.value is self.layer:
+        if self.layer is not None and same_layer(event.value, self.layer):
             self._timer.stop()
             self._detach()
             self.update_buttons()
@@ -202,6 +175,7 @@ class TumorResults(Container):
         self._history = (len(self.layer._undo_history), len(self.layer._redo_history))
         self.edited, self._dirty = True, True
         self.layer.metadata["brain_dl_edited"] = True
+        touch(self.layer)
         self._timer.start()
 
     def flush(self) -> None:
@@ -223,7 +197,7 @@ class TumorResults(Container):
         flair = self._reference()
         if self.layer is None or flair is None:
             return None
-        path, beside = autosave_path(flair, self.kind)
+        path, beside = autosave_path(flair, self.kind, self.beside.value)
         volume = self.labels_volume()
         try:
             try:
@@ -231,14 +205,14 @@ class TumorResults(Container):
             except OSError:
                 if not beside:
                     raise
-                path, beside = _user_autosave(flair.name, self.kind), False
+                path, beside = autosave_path(flair, self.kind), False
                 _save_autosave(volume, path)
         except OSError as exc:
             show_error(f"The autosave could not be written: {exc}")
             return None
-        if not beside and not self._told_fallback:
+        if self.beside.value and not beside and not self._told_fallback:
             self._told_fallback = True
-            show_info(f"The exam's folder is unknown or read-only: edits are autosaved in {path.parent}.")
+            show_info(f"The exam's folder is unknown or not writable: edits are autosaved in {path.parent}.")
         self.status.value = f"Autosaved {path.name} at {datetime.datetime.now():%H:%M:%S}."
         self.update_buttons()
         return path
@@ -250,7 +224,7 @@ class TumorResults(Container):
         from ...core import io
 
         flair = self._reference()
-        path = _existing_autosave(flair)
+        path = existing_autosave(flair)
         if flair is None or path is None:
             self.status.value = "There is no autosave for this exam."
             return None
@@ -287,8 +261,12 @@ class TumorResults(Container):
         self.measurements = m
         lesion = (m.get("lesions") or [{}])[0]
         values = {**m, **{k: lesion.get(k) for k in ("longest_mm", "perpendicular_mm")}}
+        if "measurable_lesions" in m:
+            values["smaller_foci"] = len(m["lesions"]) - int(m["measurable_lesions"])
+        minimum = float(m.get("method", {}).get("min_diameter_mm", 10.0))
         self.table.value = {"data": [[_fmt(values.get(key))] for _, key in ROWS],
-                            "index": [r for r, _ in ROWS], "columns": ["value"]}
+                            "index": _index(minimum), "columns": ["value"]}
+        self.table.tooltip = lesion_summary(m)  # the report's sentence, word for word
         self._draw_rano(m.get("lesions") or [])
         return m
 
@@ -328,8 +306,8 @@ class TumorResults(Container):
 
     def _default(self, suffix: str) -> str:
         flair = self._reference()
-        path = autosave_path(flair)[0] if flair is not None else Path.home() / "tumor"
-        return str(path.with_name(path.name.replace(SUFFIX["brats"], suffix)))
+        folder = Path(source_meta(flair).get("path", Path.home() / "x")).parent
+        return str(folder / f"{exam_stem(flair) if flair is not None else 'tumor'}{suffix}")
 
     def save_json(self) -> Path | None:
         """Write the measurements and provenance as JSON."""
@@ -341,7 +319,7 @@ class TumorResults(Container):
                   "kind": "whole tumour (clicks)" if self.kind == "whole" else "BraTS 2023 labels",
                   "manual_edits": self.edited, "classes": CLASS_NAMES,
                   "reference": {"layer": flair.name if flair is not None else None,
-                                "path": _source_meta(flair).get("path")},
+                                "path": source_meta(flair).get("path")},
                   "created": datetime.datetime.now().isoformat(timespec="seconds")}
         text = json.dumps(record, indent=2, default=_jsonable)
         return self._write(target, lambda tmp: tmp.write_text(text))
@@ -399,13 +377,20 @@ class TumorResults(Container):
         flair = self._reference()
         has = self.layer is not None
         self.json_button.enabled = self.nifti_button.enabled = has and flair is not None
-        self.seg_button.enabled = has and bool(_source_meta(flair).get("dicom_files"))
-        self.restore_button.enabled = _existing_autosave(flair) is not None
+        self.seg_button.enabled = has and bool(source_meta(flair).get("dicom_files"))
+        self.restore_button.enabled = existing_autosave(flair) is not None
 
 
-def _source_meta(layer: Any) -> dict[str, Any]:
-    """Meta of the Volume a layer was made from (path, dicom_files...); empty when unknown."""
-    return (layer.metadata.get(GEOMETRY) or {}).get("source_meta", {}) if layer is not None else {}
+def _index(minimum: float) -> list[str]:
+    """Row names of the measurements table, the RANO minimum diameter filled in."""
+    return [name.format(min=f"{minimum:g}") for name, _ in ROWS]
+
+
+def touch(layer: Any) -> None:
+    """Mark `layer` as the tumour labels the reader worked on last (the report takes that one)."""
+    import time
+
+    layer.metadata[TOUCHED] = time.time()
 
 
 def _description(results: TumorResults) -> str:

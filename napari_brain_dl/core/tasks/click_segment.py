@@ -513,10 +513,12 @@ class ClickSegmenter:
         if keep.any():
             idx = np.argwhere(keep)
             logit = np.where(keep, logit, np.minimum(logit, -1e-3))
-            sub = region.grid_box(self.shape, idx.min(0) - 1, idx.max(0) + 1)  # only where the tumour is
-            new[tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box, strict=True))] = (
-                region.back(logit, sub) > 0
-            )
+            lo = np.maximum(idx.min(0) - 1, 0)  # one window voxel of margin, never beyond the window
+            hi = np.minimum(idx.max(0) + 1, np.asarray(region.shape) - 1)
+            sub = _within(region.grid_box(self.shape, lo, hi), box)  # only where the tumour is
+            if all(s.stop > s.start for s in sub):
+                at = tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box, strict=True))
+                new[at] = region.back(logit, sub) > 0
         added = (len(fg_m) - len(self._fg), len(bg_m) - len(self._bg)) if extends else None
         mask = prev.copy()
         mask[box] = _local_edit(prev[box], new, added, fg_m, bg_m, np.array([b.start for b in box]))
@@ -594,6 +596,15 @@ class ClickSegmenter:
             "license": card.license,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def _within(sub: tuple[slice, ...], box: tuple[slice, ...]) -> tuple[slice, ...]:
+    """`sub` clipped to `box` (both grid slices), so that it indexes inside `box`'s array."""
+    out = []
+    for a, b in zip(sub, box, strict=True):
+        start = min(max(a.start, b.start), b.stop)
+        out.append(slice(start, max(start, min(a.stop, b.stop))))
+    return tuple(out)
 
 
 def _local_edit(
