@@ -7,8 +7,12 @@ issue's region: MindGrab skull stripping of the original 1 mm scan, or the foreg
 skull-stripped scan) and the whole head (above 10 % of its 99th percentile, holes filled,
 largest component).
 
-    /work/venv/bin/python bench/bench_superres.py                      # 4 scans, axial, + chris_PD
-    /work/venv/bin/python bench/bench_superres.py --scans t1n --axes axial other --threads 1
+    python bench/bench_superres.py                      # 4 scans, axial, + chris_PD
+    python bench/bench_superres.py --scans t1n tcga_du_7294_t1 --threads 1 --skip-pd
+
+Columns: B-spline and SR (after the self-check's blend) PSNR / SSIM / MAE, the gain, the gain of
+the learnt part alone (before the blend), the self-check (held-out gain / blend weight / CNN
+steps kept) and seconds.
 """
 
 from __future__ import annotations
@@ -30,14 +34,17 @@ from napari_brain_dl.core.volume import Volume
 DATA = Path(
     os.environ.get("NAPARI_BRAIN_DL_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
-SKULL_STRIPPED = {"t1n", "t2w"}
+BRATS_MORE = ("brats18_tcia05_396_1", "brats20_training_001", "tcga_du_7294", "tcga_fg_6692")
 SCANS = {
     "t1n": "brats_gli_00001/t1n.nii.gz",
     "t2w": "brats_gli_00001/t2w.nii.gz",
     "t1_crop": "brainchop_models/t1_crop.nii.gz",
     "chris_t1": "niivue_chris/chris_t1.nii.gz",
     "spm152": "niivue_templates/spm152.nii.gz",
+    **{f"{exam}_{c}": f"brats_more/{exam}/{c}.nii.gz" for exam in BRATS_MORE for c in ("t1", "t2")},
 }
+#: Skull-stripped scans: their foreground is the brain.
+SKULL_STRIPPED = {"t1n", "t2w", *(name for name in SCANS if name.startswith(BRATS_MORE))}
 
 
 def foreground_mask(data: np.ndarray) -> np.ndarray:
@@ -77,6 +84,8 @@ def protocol(volume: Volume, axis: int, factor: int = 4, settings: object = None
     """Thick slices along `axis`, then B-spline and self-supervised SR; scores against the original.
 
     Scores inside the head foreground, and inside `brain` (a mask on the original grid) when given.
+    Also scores the learnt part before the self-check's blend with B-spline ("learnt"), rebuilt
+    from the blend weight, and records the self-check.
     """
     thick = simulate_thick_slices(volume, factor, axis)
     spacing = float(volume.spacing[axis])
@@ -97,16 +106,29 @@ def protocol(volume: Volume, axis: int, factor: int = 4, settings: object = None
         for region, mask in masks.items():
             row[f"{method} {region}"] = image_scores(sr.image.data, real, mask, match=False).as_dict()
         row[f"{method} seconds"] = round(seconds, 1)
+        if method == "bspline":
+            base = sr.image.data
+        else:
+            check = sr.provenance["self_check"]
+            row["self_check"] = {k: v for k, v in check.items() if k != "sentence"}
+            if check["weight"] > 0:  # the learnt part alone: B + (blend - B) / w
+                learnt = base + (sr.image.data - base) / np.float32(check["weight"])
+                for region, mask in masks.items():
+                    row[f"learnt {region}"] = image_scores(learnt, real, mask, match=False).as_dict()
     for region in masks:
         gain = row[f"self-supervised {region}"]["psnr"] - row[f"bspline {region}"]["psnr"]  # type: ignore[index]
         row[f"gain_db {region}"] = round(gain, 2)
+        if f"learnt {region}" in row:
+            gain = row[f"learnt {region}"]["psnr"] - row[f"bspline {region}"]["psnr"]  # type: ignore[index]
+            row[f"learnt_gain_db {region}"] = round(gain, 2)
     return row
 
 
 def main() -> None:
     """Run the protocol on the chosen scans and print a Markdown table (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scans", nargs="+", default=["t1n", "t1_crop", "chris_t1", "spm152"], choices=SCANS)
+    parser.add_argument("--scans", nargs="+", default=["t1n", "t1_crop", "chris_t1", "spm152"],
+                        choices=SCANS, help="scans (default: the four of the original bench)")
     parser.add_argument("--axes", nargs="+", default=["axial"], choices=["axial", "other"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--steps", type=int, default=0, help="training steps (0: the method's default)")
@@ -136,10 +158,12 @@ def main() -> None:
                 if f"gain_db {region}" not in row:
                     continue
                 b, s = row[f"bspline {region}"], row[f"self-supervised {region}"]
+                check, learnt = row["self_check"], row.get(f"learnt_gain_db {region}", float("nan"))
                 print(f"| {name} ({which}, axis {axis}; {region}) | {b['psnr']:.2f} / {b['ssim']:.4f} / "
                       f"{b['mae']:.4f} | {s['psnr']:.2f} / {s['ssim']:.4f} / {s['mae']:.4f} | "
-                      f"{row[f'gain_db {region}']:+.2f} | {row['bspline seconds']:.1f} / "
-                      f"{row['self-supervised seconds']:.1f} |", flush=True)
+                      f"{row[f'gain_db {region}']:+.2f} | {learnt:+.2f} | "
+                      f"{check['gain_db']:+.2f} / {check['weight']:.2f} / {check['cnn_steps']} | "
+                      f"{row['bspline seconds']:.1f} / {row['self-supervised seconds']:.1f} |", flush=True)
     if not args.skip_pd:
         pd = io.load(DATA / "niivue_chris" / "chris_PD.nii.gz")
         start = time.perf_counter()

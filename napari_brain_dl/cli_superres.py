@@ -80,6 +80,7 @@ def cmd_super_resolve(args: argparse.Namespace) -> int:
             "grid_out": {k: v for k, v in result.image.info().items() if k != "warnings"},
             "seconds": round(time.perf_counter() - start, 2),
             "notes": result.notes,
+            "self_check": result.provenance.get("self_check"),
             "provenance": result.provenance,
         }
         write_json(args.json, report, args.overwrite)

@@ -69,6 +69,24 @@ def test_isotropic_scan_exits_0_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iso.nii.gz"]
 
 
+def test_self_check_is_in_the_json_and_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The self-check (held-out gain, blend weight, sentence) is in the JSON, its provenance, and printed."""
+    tiny = srnet.SRSettings(layers=3, channels=4, steps=3, batch=2, patch=16, samples=5000)
+    monkeypatch.setattr(srnet, "SRSettings", lambda: tiny)
+    src = _scan(tmp_path / "thick.nii.gz", (1.0, 1.0, 3.0))
+    out, report = tmp_path / "sr.nii.gz", tmp_path / "sr.json"
+    assert main(["super-resolve", str(src), str(out), "--device", "cpu", "--json", str(report)]) == 0
+    info = json.loads(report.read_text())
+    check = info["self_check"]
+    assert check == info["provenance"]["self_check"]
+    assert isinstance(check["gain_db"], float) and 0.0 <= check["weight"] <= 1.0
+    assert check["blended_gain_db"] >= 0.0 and len(check["held_out_slices"]) == 1
+    assert check["sentence"].startswith("Self-check on 1 held-out in-plane slice")
+    assert check["sentence"] in info["notes"] and check["sentence"] in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [(["--spacing", "0"], "positive"), (["--spacing", "50"], "not finer"), (["--method", "nope"], "Unknown")],

@@ -13,6 +13,7 @@ from napari_brain_dl.core.image_metrics import image_scores
 from napari_brain_dl.core.models.srnet import SRSettings
 from napari_brain_dl.core.progress import Cancelled, CancelToken
 from napari_brain_dl.core.tasks import SuperResolution, super_resolve
+from napari_brain_dl.core.tasks.sr_check import held_out_slices, self_check
 from napari_brain_dl.core.tasks.super_resolve import (
     NothingToDo,
     bspline_upsample,
@@ -138,7 +139,8 @@ def test_self_supervised_is_deterministic_notes_profile_and_cancels() -> None:
     two = super_resolve(volume, settings=TINY, device="cpu")
     assert np.array_equal(one.image.data, two.image.data)
     assert one.provenance["slice_thickness_mm"] == 2.0 and one.provenance["slice_gap_mm"] == 1.0
-    assert one.provenance["settings"]["steps"] == TINY.steps and not one.notes
+    assert one.provenance["settings"]["steps"] == TINY.steps
+    assert one.notes == [one.provenance["self_check"]["sentence"]]  # the thickness is known: no note on it
     _assert_same_fov(volume, one.image, 1.0)
     assert calls[-1][0] == calls[-1][1] and any("training" in c[2] for c in calls)
 
@@ -203,3 +205,44 @@ def test_no_spikes_where_the_outer_slices_cut_through_the_head(data_dir: Path) -
     mask[:, :, 4:-4] = False  # the first and last thick slices
     errors = [float(np.mean((image.data - crop.data)[mask] ** 2)) for image in (sr, bs)]
     assert errors[0] < errors[1], f"outer slices: SR {errors[0]:.1f} vs B-spline {errors[1]:.1f} (MSE)"
+
+
+def test_self_check_blend_is_never_below_bspline_on_the_held_out_slices() -> None:
+    """The closed-form weight: 0 for a useless prediction, 1 for a perfect one, in between else."""
+    rng = np.random.default_rng(0)
+    target = [rng.random((3, 20, 20)) for _ in range(2)]
+    masks = [t > 0.2 for t in target]
+    base = [t + 0.1 * rng.standard_normal(t.shape) for t in target]
+    useless = self_check([4, 9], base, [b - 0.5 * (t - b) for b, t in zip(base, target, strict=True)],
+                         target, masks)
+    assert useless.gain_db < 0 and useless.weight == 0.0 and useless.blended_gain_db == 0.0
+    assert "plain B-spline" in useless.sentence() and "2 held-out" in useless.sentence()
+    perfect = self_check([4], base, target, target, masks)
+    assert perfect.weight == 1.0 and perfect.gain_db > 20 and "blend" not in perfect.sentence()
+    slight = self_check([4], base, [b + 0.004 * (t - b) for b, t in zip(base, target, strict=True)],
+                        target, masks)
+    assert slight.gain_db > 0 and slight.weight == 0.0  # a blend gaining < 0.05 dB is not worth it
+    noisy = [t + 0.08 * rng.standard_normal(t.shape) for t in target]
+    half = self_check([4], base, noisy, target, masks)
+    assert 0 < half.weight < 1 and half.blended_gain_db >= max(half.gain_db, 0.0)
+    assert "blends it with B-spline" in half.sentence()
+    # held-out slices: spread over the slices with foreground, never all of them
+    x = np.zeros((8, 8, 40), np.float32)
+    x[2:6, 2:6, 5:35] = 1.0
+    held = held_out_slices(x, 2)
+    assert len(held) == 5 and all(5 <= k < 35 for k in held)
+    assert held_out_slices(x[:, :, 10:12], 2).size == 0
+
+
+def test_a_scan_of_pure_noise_falls_back_to_bspline_and_says_so() -> None:
+    """Nothing to learn: the learnt part loses to B-spline on held-out slices, so B-spline is returned."""
+    rng = np.random.default_rng(1)
+    volume = Volume(rng.random((40, 40, 12)).astype(np.float32) * 100, np.diag([1.0, 1.0, 4.0, 1.0]),
+                    name="noise", meta={"slice_thickness": 4.0})
+    result = super_resolve(volume, settings=TINY, device="cpu")
+    bspline = super_resolve(volume, method="bspline")
+    check = result.provenance["self_check"]
+    assert check["gain_db"] <= 0 and check["weight"] == 0.0
+    assert np.array_equal(result.image.data, bspline.image.data) and result.image.same_grid(bspline.image)
+    assert result.notes == [check["sentence"]] and "plain B-spline interpolation" in check["sentence"]
+    assert len(check["held_out_slices"]) >= 1 and check["history_db"][0][0] == 0

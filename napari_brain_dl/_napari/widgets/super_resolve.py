@@ -121,8 +121,9 @@ class SuperResolveWidget(TaskPanel, Container):
         for note in result.notes:
             show_info(note)
         spacing = " x ".join(f"{s:.2f}" for s in result.image.spacing)
+        checked = result.provenance.get("self_check", {}).get("sentence", "")
         self._finish(f"{layer.name}: {spacing} mm by {result.method} "
-                     f"in {result.provenance.get('seconds', 0):.0f} s.")
+                     f"in {result.provenance.get('seconds', 0):.0f} s. {checked}".strip())
 
     def _error(self, exc: BaseException) -> None:
         from ...core.tasks.super_resolve import NothingToDo

@@ -41,6 +41,13 @@ class SRSettings:
     24-channel CNN: 800 steps +1.10 / +1.24, 1500 steps +1.28 / +1.39 (the default), 3000 steps
     of 48-pixel patches +1.31 / +1.41; 8 layers, 32 channels, 1500 steps +1.37 / +1.35 at twice
     the time. (With plain ReLUs the net could die: 800 steps once scored exactly as no CNN.)
+
+    The CNN is scored on held-out in-plane slices every `check_every` steps (`..tasks.sr_check`);
+    the best check's weights are kept, and training stops once `patience` (> 0) checks in a row
+    gained less than `min_gain_db` over the best (at first: the filters alone). On the full t1n
+    (4x thick axial slices) the checks read +1.63 dB (filters), then +1.47, +1.63, +1.63, +1.74,
+    +1.74, +1.76 every 250 steps: the one-cycle schedule's gains come late, so patience 2 stopped
+    a useful CNN at 500 steps (through-plane +1.41 instead of +1.86 dB).
     """
 
     filter_stages: int = 4
@@ -57,7 +64,10 @@ class SRSettings:
     batch: int = 16
     patch: int = 64
     lr: float = 2e-3
-    foreground_fraction: float = 0.9
+    foreground_fraction: float = 1.0
+    check_every: int = 250
+    patience: int = 4
+    min_gain_db: float = 0.02
 
 
 #: Negative slope of the network's activations.
@@ -126,7 +136,12 @@ def train_srnet(
     seed: int = 0,
     step_done: Callable[[int], None] | None = None,
     cancel: CancelToken | None = None,
-) -> SRNet:
+    monitor: Callable[[SRNet, int], float] | None = None,
+    check_every: int = 250,
+    patience: int = 0,
+    min_gain: float = 0.0,
+    baseline: float = -math.inf,
+) -> tuple[SRNet, int]:
     """Train an `SRNet` on (degraded, sharp, phase) stacks of 2D slices, shaped (slices, H, W).
 
     The blurred axis of every pair is H; phase (length H) is the sampling phase of each row.
@@ -134,10 +149,19 @@ def train_srnet(
     percentile), with random flips; MSE loss, Adam with a one-cycle learning-rate schedule.
     Deterministic given `seed` (and the thread count).
 
+    With `monitor` (a score of the network after a number of steps, higher is better, e.g. its
+    gain on held-out slices) the network is scored every `check_every` steps and at the end;
+    the best-scoring weights are returned with their step count (0 when no check beat
+    `baseline`, the score without the network). Training stops early once `patience` (> 0)
+    checks in a row improved the best score (at first `baseline`) by less than `min_gain`.
+
+    Returns:
+        The network in eval mode and the number of steps its weights were trained for.
+
     Example:
         >>> x = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
         >>> tiny = SRSettings(layers=3, channels=4, steps=2, batch=2, patch=8)
-        >>> net = train_srnet([(x, x, np.zeros(16))], settings=tiny, device=torch.device("cpu"))
+        >>> net, steps = train_srnet([(x, x, np.zeros(16))], settings=tiny, device=torch.device("cpu"))
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -151,6 +175,8 @@ def train_srnet(
                torch.from_numpy(np.ascontiguousarray(hi, np.float32)),
                torch.from_numpy(np.asarray(ph, np.float32))) for lo, hi, ph in pairs]
     fgs = [hi.numpy() > 0.1 * max(float(np.percentile(hi.numpy(), 99)), 1e-6) for _, hi, _ in stacks]
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (baseline, 0, None)
+    stale = 0
     for step in range(settings.steps):
         check(cancel)
         which = rng.integers(0, len(stacks), settings.batch)
@@ -185,7 +211,18 @@ def train_srnet(
         sched.step()
         if step_done is not None:
             step_done(step + 1)
-    return net.eval()
+        if monitor is not None and ((step + 1) % check_every == 0 or step + 1 == settings.steps):
+            score = monitor(net.eval(), step + 1)
+            net.train()
+            stale = stale + 1 if score < best[0] + min_gain else 0
+            if score > best[0]:
+                best = (score, step + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            if patience and stale >= patience:
+                break
+    if best[2] is not None:
+        net.load_state_dict(best[2])
+        return net.eval(), best[1]
+    return net.eval(), 0 if monitor is not None else settings.steps
 
 
 @torch.inference_mode()
@@ -211,8 +248,10 @@ def apply_srnet(
     for begin in range(0, stack.shape[0], batch):
         check(cancel)
         images = torch.from_numpy(np.ascontiguousarray(stack[begin:begin + batch], np.float32))
-        x = with_phase(images, rows[None].expand(images.shape[0], -1))
-        out[begin:begin + batch] = net(x.to(device))[:, 0].float().cpu().numpy()
+        x = with_phase(images, rows[None].expand(images.shape[0], -1)).to(device)
+        if device.type == "cpu":  # the network's weights are channels-last on CPU (trained so)
+            x = x.contiguous(memory_format=torch.channels_last)
+        out[begin:begin + batch] = net(x)[:, 0].float().cpu().numpy()
         if batch_done is not None:
             batch_done(min(stack.shape[0], begin + batch))
     return out
@@ -281,12 +320,14 @@ def fit_filter_bank(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], 
             feats = np.concatenate([win.reshape(len(s), -1), np.ones((len(s), 1), np.float32)], 1)
             feats = feats.astype(np.float64)
             target = (hi[s, h, w] - lo[s, h, w]).astype(np.float64)
-            ids = buckets[s, h, w]
-            for k in np.unique(ids):
+            order = np.argsort(buckets[s, h, w], kind="stable")  # one bucket after the other
+            feats, target = feats[order], target[order]
+            bounds = np.searchsorted(buckets[s, h, w][order], np.arange(count + 1))
+            for k in np.flatnonzero(np.diff(bounds)):
                 check(cancel)
-                f = feats[ids == k]
+                f = feats[bounds[k]:bounds[k + 1]]
                 gram[k] += f.T @ f
-                rhs[k] += f.T @ target[ids == k]
+                rhs[k] += f.T @ target[bounds[k]:bounds[k + 1]]
     ridge = cfg.ridge * max(np.trace(gram.sum(0)) / nf / count, 1e-12)
     weights = np.stack([np.linalg.solve(gram[k] + ridge * np.eye(nf), rhs[k]) for k in range(count)])
     return FilterBank(weights.astype(np.float32), np.asarray(edges), cfg)

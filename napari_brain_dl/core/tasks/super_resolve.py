@@ -12,8 +12,13 @@ Methods:
   two results are averaged, then resampled to the output grid when it differs. Beyond the first
   and last acquired slices the scan is continued by mirrored slices (in training and at
   inference) so the filters never meet a flat extrapolation; a magnitude image (no negative
-  voxel) stays non-negative. Deterministic given `seed`; no time-based stopping, so the work is
-  the same on every run.
+  voxel) stays non-negative. Self-check (`.sr_check`): one acquired slice in six is held out of
+  the training; the learnt part is scored against B-spline on them (PSNR inside the
+  foreground), the CNN keeps its best-scoring weights, and the result is
+  ``B-spline + w (learnt - B-spline)`` with the weight ``w`` in [0, 1] best on those slices
+  (0: plain B-spline), so the held-out score is never below B-spline. The result's notes say
+  what the check found in one sentence; ``provenance["self_check"]`` records it. Deterministic
+  given `seed`; no time-based stopping, so the work is the same on every run.
 - ``"bspline"``: cubic B-spline interpolation (SimpleITK), the baseline.
 - a model card (id or path) of task ``super_resolution``: B-spline upsampling to the target
   grid, then the card's network on that grid through `..inference.predict`.
@@ -31,7 +36,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,7 +44,8 @@ import numpy as np
 from .. import progress as _progress
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
-from .slice_profile import bspline_resample_index, degrade_axis, mirror_slices, slice_thickness
+from .slice_profile import bspline_resample_index, slice_thickness
+from .sr_self_supervised import Grid, scaled_grid
 
 METHODS = ("self-supervised", "bspline")
 #: Spacings within this relative difference count as isotropic.
@@ -69,8 +75,6 @@ class SuperResolution:
     notes: list[str] = field(default_factory=list)
 
 
-Grid = tuple[tuple[int, int, int], np.ndarray]
-
 
 def through_plane_axis(volume: Volume) -> int:
     """Index of the voxel axis with the largest spacing (first one on ties)."""
@@ -86,17 +90,7 @@ def isotropic_grid(volume: Volume, spacing: float) -> Grid:
         >>> shape, round(float(affine[2, 2]), 6), round(float(affine[2, 3]), 6)
         ((10, 10, 10), 1.0, -0.75)
     """
-    return _scaled_grid(volume, [spacing / s for s in volume.spacing])
-
-
-def _scaled_grid(volume: Volume, steps: list[float]) -> Grid:
-    """Grid whose voxel steps are `steps` input voxels, centred on the input's extent."""
-    shape = tuple(max(1, round(n / r)) for n, r in zip(volume.shape, steps, strict=True))
-    index = np.eye(4)
-    for a, (n, m, r) in enumerate(zip(volume.shape, shape, steps, strict=True)):
-        index[a, a] = r
-        index[a, 3] = (n - 1) / 2 - (m - 1) / 2 * r
-    return shape, volume.affine @ index  # type: ignore[return-value]
+    return scaled_grid(volume, [spacing / s for s in volume.spacing])
 
 
 def bspline_upsample(volume: Volume, shape: tuple[int, int, int], affine: np.ndarray,
@@ -217,9 +211,10 @@ def super_resolve(
         data = bspline_upsample(volume, *grid).data
         label = "bspline"
     elif method == "self-supervised":
-        data, extra = _self_supervised(volume, grid, z=z, thickness=thickness, device=device, seed=seed,
-                                      settings=settings, report=report, cancel=cancel)
+        data, extra, sentence = _self_supervised(volume, grid, z=z, thickness=thickness, device=device,
+                                                 seed=seed, settings=settings, report=report, cancel=cancel)
         prov.update(extra)
+        notes.append(sentence)
         label = "self-supervised"
     else:
         data, extra = _with_card(volume, grid, method, device, progress, cancel)
@@ -262,111 +257,28 @@ def _check_request(volume: Volume, spacing: float | None) -> float:
 
 def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, device: str, seed: int,
                      settings: Any, report: ProgressCallback, cancel: CancelToken | None,
-                     ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Train the per-scan network on degraded in-plane slices, apply it through-plane, fuse."""
+                     ) -> tuple[np.ndarray, dict[str, Any], str]:
+    """The learnt result blended with B-spline by the self-check's weight (`.sr_self_supervised`)."""
     data = np.asarray(volume.data)
     finite = bool(np.isfinite(data).any())
-    lowest = np.nanmin(data) if finite else np.nan  # also decides the clip at the end
+    lowest = np.nanmin(data) if finite else np.nan  # also decides the clip of the learnt part
     if not finite or lowest == np.nanmax(data):  # nothing to learn from
         raise ValueError(f"{volume.name} is empty: every voxel has the same value, so there is nothing "
                          "to super-resolve.")
-    from ..device import choose_device
-    from ..models.srnet import SRSettings, apply_filter_bank, apply_srnet, fit_filter_bank, train_srnet
+    from .sr_self_supervised import self_supervised
 
-    cfg = settings if settings is not None else SRSettings()
-    torch_device = choose_device(device)
-    a1, a2 = (a for a in range(3) if a != z)
-    sp = volume.spacing
-    fine = (sp[a1] + sp[a2]) / 2
-    x = np.asarray(volume.data, np.float32)
-    scale = float(np.percentile(x, 99.5)) or float(np.abs(x).max()) or 1.0
-    x = x / scale
-    # network grid: in-plane axes unchanged, through-plane at the in-plane resolution
-    steps = [1.0, 1.0, 1.0]
-    steps[z] = fine / sp[z]
-    net_grid = _scaled_grid(volume, steps)
-    z_start = (volume.shape[z] - 1) / 2 - (net_grid[0][z] - 1) / 2 * steps[z]
-    ratio = sp[z] / fine  # thick-slice spacing in network-grid voxels
-    phase = (-z_start / steps[z]) % ratio  # where the acquired slices fall on that grid
-
-    batches = [math.ceil(volume.shape[a] / 4) if cfg.steps else 0 for a in (a1, a2)]
-    stages = cfg.filter_stages
-    total = 1 + 2 * stages + cfg.steps + 2 * stages + sum(batches) + 1
-    report(0, total, "training on in-plane slices")
-    pairs = []
-    for a, b in ((a1, a2), (a2, a1)):
-        check(cancel)
-        first, every = phase * fine / sp[a], sp[z] / sp[a]  # thick-slice centres, in voxels of axis a
-        low = degrade_axis(x, a, thickness=thickness / sp[a], spacing=every, start=first)
-        rows = ((np.arange(volume.shape[a]) - first) / every) % 1.0
-        pairs.append((np.moveaxis(low, (z, a, b), (0, 1, 2)), np.moveaxis(x, (z, a, b), (0, 1, 2)), rows))
-    report(1, total, "fitting filters on in-plane slices")
-    t0 = time.perf_counter()
-    banks = []
-    for stage in range(stages):  # each stage refines the previous one's output
-        banks.append(fit_filter_bank(pairs, settings=cfg, seed=seed + stage, cancel=cancel))
-        report(2 + 2 * stage, total, f"training: filters {stage + 1}/{stages} fitted")
-        if cfg.steps or stage + 1 < stages:
-            pairs = [(apply_filter_bank(banks[-1], lo, ph, cancel=cancel), hi, ph) for lo, hi, ph in pairs]
-        report(3 + 2 * stage, total, "training on in-plane slices")
-    done = 1 + 2 * stages
-    net = train_srnet(pairs, settings=cfg, device=torch_device, seed=seed, cancel=cancel,
-                      step_done=lambda s: report(done + s, total, f"training step {s}/{cfg.steps}"))
-    train_s = time.perf_counter() - t0
-    del pairs
-
-    # Beyond the first and last acquired slices the filters would see a flat extrapolation they never
-    # learnt (it made spikes where a scan's edge cuts through the head); mirrored slices look natural.
-    # receptive field in network-grid rows (filters, then the CNN's 3x3 layers)
-    reach = cfg.filter_stages * (cfg.filter_rows // 2) + (cfg.layers if cfg.steps else 0) + 1
-    pad = min(volume.shape[z], math.ceil(reach * steps[z]))  # in acquired slices
-    extra = round(pad / steps[z])  # in network-grid rows; `start` puts row `extra` on output row 0 exactly
-    padded = mirror_slices(x, z, pad)
-    shape = list(net_grid[0])
-    shape[z] += 2 * extra
-    start = z_start + pad - extra * steps[z]
-    up = bspline_resample_index(padded, [0.0 if a != z else start for a in range(3)], steps, shape)
-    box = _foreground_box(up, margin=cfg.layers + 2)
-    crop = up[box]
-    rows = ((start - pad + steps[z] * np.arange(shape[z])) % 1.0)[box[z]]  # phase on the acquired slices
-    fused = np.zeros_like(crop)
-    done += cfg.steps
-    for k, (a, b) in enumerate(((a1, a2), (a2, a1))):
-        stack = np.moveaxis(crop, (a, z, b), (0, 1, 2))  # H = through-plane, W = the other in-plane axis
-        offset = done + k * stages + sum(batches[:k])
-
-        def batch_done(n: int, o: int = offset + stages) -> None:
-            report(o + math.ceil(n / 4), total, "sharpening through-plane slices")
-
-        out = stack
-        for j, bank in enumerate(banks):
-            out = apply_filter_bank(bank, out, rows, cancel=cancel)
-            report(offset + j + 1, total, f"sharpening through-plane slices ({k + 1}/2)")
-        if cfg.steps:
-            out = apply_srnet(net, out, rows, device=torch_device, cancel=cancel, batch_done=batch_done)
-        fused += np.moveaxis(out, (0, 1, 2), (a, z, b))
-    up[box] = fused / 2
-    up = np.take(up, np.arange(extra, extra + net_grid[0][z]), axis=z)
-    report(total - 1, total, "resampling to the isotropic grid")
-    result = Volume(up * scale, net_grid[1])
-    if not (result.shape == tuple(grid[0]) and np.allclose(result.affine, grid[1], atol=1e-6)):
-        result = bspline_upsample(result, *grid)
-    if lowest >= 0:  # magnitude images: undershoot below zero is ringing, not signal
-        np.maximum(result.data, 0, out=result.data)
-    return result.data, {"settings": asdict(cfg), "device": str(torch_device),
-                         "training_seconds": round(train_s, 2), "network_grid": _grid_info(*net_grid)}
-
-
-def _foreground_box(data: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Bounding box of voxels above 2 % of the 99th percentile, grown by `margin`."""
-    fg = data > 0.02 * max(float(np.percentile(data, 99)), 1e-6)
-    if not fg.any():
-        return tuple(slice(0, n) for n in data.shape)
-    box = []
-    for a in range(3):
-        idx = np.flatnonzero(fg.any(axis=tuple(b for b in range(3) if b != a)))
-        box.append(slice(max(0, idx[0] - margin), min(data.shape[a], idx[-1] + margin + 1)))
-    return tuple(box)
+    learnt, checked, prov = self_supervised(volume, z=z, thickness=thickness, device=device, seed=seed,
+                                            settings=settings, report=report, cancel=cancel)
+    base = bspline_upsample(volume, *grid).data
+    if learnt is not None:
+        if not (learnt.shape == tuple(grid[0]) and np.allclose(learnt.affine, grid[1], atol=1e-6)):
+            learnt = bspline_upsample(learnt, *grid)
+        sr = learnt.data
+        if lowest >= 0:  # magnitude images: undershoot below zero is ringing, not signal
+            np.maximum(sr, 0, out=sr)
+        base = sr if checked.weight >= 1 else base + np.float32(checked.weight) * (sr - base)
+    prov["self_check"] = checked.as_dict()
+    return base, prov, checked.sentence()
 
 
 def _with_card(volume: Volume, grid: Grid, spec: str, device: str, progress: ProgressCallback | None,
