@@ -100,3 +100,17 @@ def test_manifest_validates_and_requirements_are_consistent() -> None:
     check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True,
                            env=OFFLINE, timeout=300)
     assert check.returncode == 0, check.stdout
+
+
+def test_index_description_has_no_relative_links(wheel: Path) -> None:
+    """The package index page shows no broken images: relative links are written out as paths."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from pypi_description import main as description_main
+    finally:
+        sys.path.pop(0)
+    assert description_main(["--check"]) == 0, "docs/PYPI.md is older than README.md"
+    metadata = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Research use only" in text and "pip install" in text
+    assert "](docs/" not in text and "](bench/" not in text and "![" not in text
