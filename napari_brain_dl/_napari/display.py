@@ -127,18 +127,18 @@ def install(viewer: Any) -> None:
     _STATES[id(real)] = {"convention": "radiological", "busy": False}
     weakref.finalize(real, _STATES.pop, id(real), None)
     viewer.layers.events.inserted.connect(lambda event: _later(_on_inserted, viewer, event.value))
-    viewer.layers.events.removed.connect(lambda event: _later(update_letters, viewer))
+    viewer.layers.events.removed.connect(lambda event: _update_letters_soon(viewer))
     viewer.dims.events.order.connect(lambda event: _later(_refresh, viewer))
     viewer.dims.events.ndisplay.connect(lambda event: _later(_refresh, viewer))
-    viewer.dims.events.current_step.connect(lambda event: _later(update_letters, viewer))
+    viewer.dims.events.current_step.connect(lambda event: _update_letters_soon(viewer))
     if _grid(viewer) is not None:
-        _grid(viewer).events.enabled.connect(lambda event: _later(update_letters, viewer))
+        _grid(viewer).events.enabled.connect(lambda event: _update_letters_soon(viewer))
     camera = _camera(viewer)
     for event in (camera.events.zoom, camera.events.center):  # letters stay on screen when panning
-        event.connect(lambda event: _later(update_letters, viewer))
+        event.connect(lambda event: _update_letters_soon(viewer))
     canvas = getattr(viewer, "canvas", None)
     if canvas is not None and hasattr(canvas.events, "size"):
-        canvas.events.size.connect(lambda event: _later(update_letters, viewer))
+        canvas.events.size.connect(lambda event: _update_letters_soon(viewer))
     viewer.mouse_drag_callbacks.append(window_level_drag)
     for layer in list(viewer.layers):
         _on_inserted(viewer, layer)
@@ -194,7 +194,7 @@ def _on_inserted(viewer: Any, layer: Any) -> None:
     if GEOMETRY in layer.metadata and sum(GEOMETRY in x.metadata for x in viewer.layers) == 1:
         show_axial(viewer)  # first scan of the session: axial, radiological, centred
         viewer.reset_view()
-    update_letters(viewer)
+    _update_letters_soon(viewer)
 
 
 def _refresh(viewer: Any) -> None:
@@ -268,6 +268,15 @@ def _letters_layer(viewer: Any) -> Any:
     return layer
 
 
+def warm_up() -> None:
+    """Import what napari loads lazily for the letters (pandas for point features, ~0.6 s).
+
+    Called from a worker thread before layers are added, so the UI thread never pays for it.
+    """
+    import napari.layers.points  # noqa: F401
+    import pandas  # noqa: F401
+
+
 def update_letters(viewer: Any) -> None:
     """Put orientation letters at the four edges of the displayed slice."""
     state = _state(viewer)
@@ -278,6 +287,20 @@ def update_letters(viewer: Any) -> None:
         _update_letters(viewer)
     finally:
         state["busy"] = False
+
+
+def _update_letters_soon(viewer: Any) -> None:
+    """One letters update after a burst of events (adding layers fires dozens of them)."""
+    state = _state(viewer)
+    if state is None or state.get("letters_pending"):
+        return
+    state["letters_pending"] = True
+
+    def run() -> None:
+        state["letters_pending"] = False
+        update_letters(viewer)
+
+    _later(run)
 
 
 def _update_letters(viewer: Any) -> None:
@@ -312,10 +335,15 @@ def _update_letters(viewer: Any) -> None:
                 letters.append(AXIS_LETTERS[dim - offset][end] if dim >= offset else "")
     grid = _grid(viewer)
     # one letters layer cannot label every grid cell; hidden, it takes no cell of its own
-    layer.visible = len(displayed) == 2 and not (grid is not None and grid.enabled)
-    layer.data = np.array(points).reshape(-1, ndim)
-    layer.features = {"letter": np.array(letters, dtype=object)}
-    layer.text.refresh(layer.features)
+    visible = len(displayed) == 2 and not (grid is not None and grid.enabled)
+    data = np.array(points).reshape(-1, ndim)
+    if layer.visible != visible:
+        layer.visible = visible
+    if data.shape != layer.data.shape or not np.allclose(data, layer.data) \
+            or list(layer.features.get("letter", [])) != letters:  # redraw only what changed
+        layer.data = data
+        layer.features = {"letter": np.array(letters, dtype=object)}
+        layer.text.refresh(layer.features)
     if viewer.layers.index(layer) != len(viewer.layers) - 1:
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
     _hide_in_layer_list(viewer)

@@ -3,10 +3,14 @@
 Limits: at most `MAX_CONFIG_BYTES`; YAML through the safe loader (no ``!!python`` tags) and
 without anchors/aliases, so a "billion laughs" document cannot expand exponentially when the
 data is later walked or serialised. Every failure is a `ValueError` with one sentence.
+A parsed file is remembered by its content (sha256), so widgets that list the model cards
+on every layer change parse each card once; callers get their own copy.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +19,8 @@ from typing import Any
 import yaml
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # far above any real card or bundle config
+_PARSED: dict[tuple[str, bool], Any] = {}  # (sha256 of the text, json?) -> parsed data
+_PARSED_MAX = 256
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -70,4 +76,10 @@ def load_config_file(path: str | os.PathLike[str]) -> Any:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path.name} is not UTF-8 text.") from exc
-    return load_config_text(text, json_format=path.suffix.lower() == ".json", source=path.name)
+    key = (hashlib.sha256(text.encode()).hexdigest(), path.suffix.lower() == ".json")
+    if key not in _PARSED:
+        data = load_config_text(text, json_format=key[1], source=path.name)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = data
+    return copy.deepcopy(_PARSED[key])

@@ -148,10 +148,8 @@ def predict(
     holder: dict[str, Any] = {}
 
     def attempt(run_dev: torch.device, roi: tuple[int, ...] | None) -> np.ndarray:
-        if run_dev != loaded.device:
-            loaded.to(run_dev)
-        holder["device"], holder["roi"] = run_dev, roi
-        return _forward(loaded, crop, run_dev, roi, settings, report, cancel, context)
+        holder["device"], holder["roi"] = run_dev, roi  # a fallback runs a copy: the cache stays
+        return _forward(loaded.on(run_dev), crop, run_dev, roi, settings, report, cancel, context)
 
     roi = None
     if settings["mode"] == "sliding_window":  # a window larger than the crop only pads: shrink it

@@ -54,7 +54,7 @@ def test_a_long_task_shows_a_percentage_and_the_seconds(viewer: Any, qtbot: Any)
 
     widget.start_task(work, "Test", "Starting", lambda r: (done.append(r), widget._finish("done")),
                       lambda e: done.append(e))
-    assert widget.bar.visible
+    assert not widget.bar.native.isHidden()
     qtbot.waitUntil(lambda: texts.append(widget.status.value) or bool(done), timeout=20000)
     assert done == ["ok"] and [v for v in seen if v > 0] == [25, 50, 75, 100]
     assert any(t.endswith(" s)") for t in texts), texts  # the seconds elapsed

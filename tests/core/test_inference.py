@@ -165,3 +165,38 @@ def test_tissue_model_on_lps_brats_keeps_geometry(data_dir: Path) -> None:
     brain = np.asarray(t1.data) > 0
     assert (labels.data[~brain] > 0).mean() < 0.01  # nothing outside the stripped brain
     assert pred.provenance["weights_sha256"].startswith("8b83b35b")
+
+
+def test_out_of_memory_fallback_leaves_the_cached_model_where_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An out-of-memory retry on another device runs a copy: the cache entry keeps its device
+    and its module's parameters stay there (issue #18)."""
+    from napari_brain_dl.core import inference
+
+    clear_cache()
+    card = identity_card(tmp_path)
+    cached = get_model(card, "cpu")
+    calls: list[str] = []
+    real_forward = inference._forward
+
+    def forward(loaded, crop, device, *args):  # type: ignore[no-untyped-def]
+        calls.append(str(next(loaded.module.parameters()).device))
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(cached, crop, torch.device("cpu"), *args)  # compute where data exists
+
+    def plan(device, roi, min_roi=32):  # type: ignore[no-untyped-def]
+        yield device, roi
+        yield torch.device("meta"), roi  # "another device": a real move, no GPU needed
+
+    monkeypatch.setattr(inference, "_forward", forward)
+    monkeypatch.setattr(dev, "fallback_plan", plan)
+    notes: list[str] = []
+    vol = Volume(np.random.default_rng(0).random((8, 9, 10)).astype(np.float32), np.eye(4))
+    out = predict(card, vol, device="cpu", notify=notes.append)
+    assert calls == ["cpu", "meta"] and notes and "Out of memory" in notes[0]
+    assert out.provenance["device"] == "meta"  # the result says where it ran
+    again = get_model(card, "cpu")
+    assert again is cached and again.device.type == "cpu"
+    assert all(p.device.type == "cpu" for p in again.module.parameters())
+    clear_cache()

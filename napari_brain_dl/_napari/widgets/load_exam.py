@@ -162,22 +162,25 @@ class LoadExamWidget(Container):
         register = REGISTER[self.register.value]
 
         def work(progress: Any, cancel: CancelToken, _notify: Any) -> tuple[Any, list[Any]]:
+            from napari.layers import Layer
+
             study = align_study(volumes, reference, register, progress=progress, cancel=cancel)
-            return study, study_to_layer_data(study)  # windows and reorientation off the UI thread
+            display.warm_up()  # napari's lazy imports happen here, not on the UI thread
+            # windows, reorientation and the layer models are built off the UI thread
+            return study, [Layer.create(*data) for data in study_to_layer_data(study)]
 
         self._start("Loading", work, self._add_layers)
 
     def _add_layers(self, result: tuple[Any, list[Any]]) -> None:
         """Add the layers one per event-loop turn, so the window repaints between them."""
-        from napari.layers import Layer
         from qtpy.QtCore import QTimer
 
-        study, tuples = result
+        study, layers = result
         self.load_button.enabled = False  # until the last layer is in
 
         def add_next() -> None:
-            if tuples:
-                self._viewer.add_layer(Layer.create(*tuples.pop(0)))
+            if layers:
+                self._viewer.add_layer(layers.pop(0))
                 QTimer.singleShot(0 if self.synchronous else 15, add_next)
                 return
             self._viewer.layers.selection.active = self._viewer.layers[study.reference]
@@ -185,9 +188,8 @@ class LoadExamWidget(Container):
             self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
 
         if self.synchronous:  # tests: all at once, in order
-            for data, kwargs, kind in tuples:
-                self._viewer.add_layer(Layer.create(data, kwargs, kind))
-            tuples.clear()
+            while layers:
+                self._viewer.add_layer(layers.pop(0))
         add_next()
 
     def cancel(self, *_: Any) -> None:

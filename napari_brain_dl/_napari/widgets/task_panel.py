@@ -17,7 +17,7 @@ class TaskPanel:
     """Mixin for a dock widget with ``run_button``, ``cancel_button``, ``status`` and ``synchronous``.
 
     `task_controls` creates those three (wired to the widget's ``run`` and `cancel`);
-    `start_task` runs the work off the UI thread with a napari progress bar; `cancel`
+    `start_task` runs the work off the UI thread with the widget's own progress bar; `cancel`
     asks it to stop; `_finish` puts the buttons back. A result that arrives after
     Cancel is dropped by `cancelled_result`.
     """
@@ -28,7 +28,7 @@ class TaskPanel:
     synchronous: bool
     run: Callable[..., Any]
     _cancel: CancelToken | None = None
-    _pbar: Any = None
+    _running = False
     bar: Any = None
     _clock: Any = None
     _step = ""
@@ -62,11 +62,10 @@ class TaskPanel:
     def start_task(self, work: Work, title: str, status: str, on_done: Callable[[Any], None],
                    on_error: Callable[[BaseException], None]) -> None:
         """Disable Run, enable Cancel, show a progress bar and run `work` (inline when synchronous)."""
-        from napari.utils import progress as napari_progress
-
         self._cancel = CancelToken()
         self.run_button.enabled, self.cancel_button.enabled = False, True
-        self._pbar = napari_progress(total=1, desc=title)
+        self._running = True  # (no napari activity-panel bar: its updates process events, ~0.5 s)
+        self.bar.tooltip = title
         self._step, self._started = status, time.monotonic()
         self.bar.value, self.bar.visible = 0, True
         self._clock.start()
@@ -107,22 +106,19 @@ class TaskPanel:
         self.status.value = text
 
     def _progress(self, done: int, total: int, text: str) -> None:
-        pbar = self._pbar  # a local: updating the bar may process events that end the run
-        if pbar is None:
+        if not self._running:
             return
         total = max(int(total), 1)
-        if pbar.total != total:
-            pbar.total = total
         self._step = text
-        self.bar.value = round(100 * min(int(done), total) / total)
-        self.status.value = text  # before the bar: its update may deliver the result and _finish
-        pbar.n = min(int(done), total)
-        pbar.set_description(text)
-        pbar.update(0)
+        try:
+            self.bar.value = round(100 * min(int(done), total) / total)
+            self.status.value = text
+        except RuntimeError:  # the dock was closed while the task ran: nobody to tell
+            self._running = False
 
     def _tick(self) -> None:
         """Once a second while a task runs: the current step and the seconds elapsed."""
-        if self._pbar is None:
+        if not self._running:
             self._clock.stop()
             return
         self.status.value = f"{self._step} ({time.monotonic() - self._started:.0f} s)"
@@ -130,9 +126,7 @@ class TaskPanel:
     def _finish(self, text: str) -> None:
         self._clock.stop()
         self.bar.visible = False
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self._running = False
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
         self._cancel = None

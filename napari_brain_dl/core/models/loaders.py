@@ -14,12 +14,13 @@ allowed, and process/shell/eval functions never are.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pickle
 import struct
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,22 @@ class LoadedModel:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> LoadedModel:
-        """Move the module to `device` (in place) and return self."""
+        """Move the module to `device` (in place) and return self (only for a model nobody shares)."""
         self.device = torch.device(device)
         self.module.to(self.device)
         return self
+
+    def on(self, device: torch.device | str) -> LoadedModel:
+        """This model on `device`: itself when it is there already, else a copy moved there.
+
+        The engine's fallbacks (out of memory on the GPU -> CPU) use this, so a cached model
+        never changes device under the cache's key.
+        """
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        module = copy.deepcopy(self.module).to(device)  # the weights are MBs; activations ran out
+        return replace(self, module=module, device=device, extras=dict(self.extras))
 
 
 def sha256_file(path: str | Path) -> str:
