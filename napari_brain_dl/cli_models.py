@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .core.device_names import DEVICES
+
 
 def register(subparsers: Any) -> None:
     """Add the model subcommands to an argparse ``add_subparsers()`` object.
@@ -67,14 +69,11 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=cmd_run)
 
 
-DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
-
-
 def device_name(text: str) -> str:
     """The argparse type of ``--device``: a known name (``cuda:N`` too), refused when parsed."""
     name = text.strip().lower()
     base, _, index = name.partition(":")
-    if base not in DEVICE_NAMES or (index and not (base == "cuda" and index.isdigit())):
+    if base not in DEVICES or (index and not (base == "cuda" and index.isdigit())):
         raise argparse.ArgumentTypeError(f"invalid device {text!r}: choose auto, cpu, cuda, cuda:N or mps")
     return name
 

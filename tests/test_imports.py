@@ -49,3 +49,11 @@ def test_core_never_imports_the_command_line() -> None:
                 continue
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("napari_brain_dl.cli")]
     assert not offenders, offenders
+
+
+def test_device_names_need_no_torch() -> None:
+    """Widgets and the CLI's parser list the devices from one constant that imports no torch."""
+    code = ("import sys; from napari_brain_dl.core.device_names import DEVICES; "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(','.join(DEVICES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "auto,cpu,cuda,mps"

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from .device_names import DEVICES
+
 T = TypeVar("T")
 
 

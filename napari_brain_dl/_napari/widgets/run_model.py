@@ -17,13 +17,12 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_error, show_warning
 
+from ...core.device_names import DEVICES
 from ...core.models import ModelCard, default_registry
 from ...core.progress import CancelToken
 from ..dock_layout import adopt
 from ..layers import layer_to_volume, volume_to_layer_data
 from .task_panel import TaskPanel
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class RunModelWidget(TaskPanel, Container):
