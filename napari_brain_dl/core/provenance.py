@@ -191,7 +191,8 @@ def cli_options(args: argparse.Namespace, outputs: Iterable[str]) -> dict[str, A
     options = {k: v for k, v in vars(args).items() if k not in skip and not k.startswith("_")}
     for key, value in options.items():
         options[key] = (
-            str(Path(value).resolve()) if key in outputs and isinstance(value, str) else absolute_paths(value)
+            str(Path(value).resolve()) if key in outputs and isinstance(value, str | os.PathLike)
+            else absolute_paths(value)
         )
     return options
 
@@ -215,7 +216,8 @@ def record_cli_outputs(
     """
     written = {k: v for k, v in outputs.items() if v}
     names = vars(args)
-    output_options = sorted({k for k in (*written, *OUTPUT_OPTIONS) if isinstance(names.get(k), str)})
+    output_options = sorted({k for k in (*written, *OUTPUT_OPTIONS)
+                             if isinstance(names.get(k), str | os.PathLike)})  # argparse may give Paths
     record = build_record(
         command=str(args.command),
         options=cli_options(args, output_options),

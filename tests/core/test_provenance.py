@@ -121,3 +121,21 @@ def test_run_and_explain_sidecars_rerun(exam: dict[str, str], tmp_path: Path, ru
     assert rec["model"]["id"] == "tumor-present" and rec["explanation"]["method"] == "gradcam"
     assert rec["explanation"]["checks"] == {} and rec["inputs"]["mask"] is None
     assert rerun(heat, tmp_path / "again")["outputs"]["output"]["voxel_identical"]
+
+
+@pytest.mark.parametrize("command", ["convert", "super-resolve"])
+def test_rerun_is_byte_identical(command: str, exam: dict[str, str], tmp_path: Path) -> None:
+    """Deterministic commands: the re-run writes the same bytes as the first run (issue #18)."""
+    out = tmp_path / "first" / "out.nii.gz"
+    out.parent.mkdir()
+    scan = io.load(exam["t1n"])
+    affine = scan.affine.copy()
+    affine[:3, 2] *= 3  # 6 mm slices: something to super-resolve
+    thick = io.save(type(scan)(np.ascontiguousarray(scan.data[:, :, ::3]), affine, "t1"),
+                    tmp_path / "thick.nii.gz")
+    args = {"convert": ["convert", exam["t1n"], str(out)],
+            "super-resolve": ["super-resolve", str(thick), str(out), "--method", "bspline"]}[command]
+    assert main(args) == 0
+    assert read_sidecar(out)["command"] == command
+    result = rerun(out, tmp_path / "again")
+    assert result["exit_code"] == 0 and result["outputs"]["output"]["identical"]
