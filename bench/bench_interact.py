@@ -47,7 +47,8 @@ from napari_brain_dl.core.image_metrics import dice  # noqa: E402
 from napari_brain_dl.core.tasks.tumor_edit import TumourEditor, _region  # noqa: E402
 
 CASES = ("brats_2013_pat0006_1", "brats18_tcia05_396_1")
-SHELL_MM = 2.5
+SHELL_MM = 2.5  # an error component is a shell when 90 % of its voxels are this close to its edge
+WORSE = 0.002  # a change of the outline that lowers Dice this much is seen and undone
 
 
 def load_case(data: Path, name: str) -> tuple[list[Any], np.ndarray]:
@@ -94,14 +95,23 @@ def _largest(err: np.ndarray) -> tuple[int, np.ndarray]:
     return int(sizes[k]), lab == k
 
 
-def next_action(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dict[str, Any] | None:
-    """The simulated user's next click or scribble on the whole-tumour error (module docstring)."""
+def next_action(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...],
+                avoid: list[tuple[int, int, int]] | None = None) -> dict[str, Any] | None:
+    """The simulated user's next click or scribble on the whole-tumour error (module docstring).
+
+    Error components holding a voxel in `avoid` (where an undone interaction was) are skipped.
+    """
     if not pred.any():
         from napari_brain_dl.core.tasks.tumor_edit import _innermost
 
         return {"kind": "click", "voxel": _innermost(ref, spacing), "positive": True}
     best = None
     for err, positive in ((ref & ~pred, True), (pred & ~ref, False)):
+        if avoid:
+            lab, _ = ndimage.label(err)
+            bad = {int(lab[v]) for v in avoid} - {0}
+            if bad:
+                err = err & ~np.isin(lab, list(bad))
         size, comp = _largest(err)
         if size and (best is None or size > best[0]):
             best = (size, comp, positive)
@@ -112,7 +122,7 @@ def next_action(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -
 
     box = _bbox(comp, 2, comp.shape)
     c = comp[box]
-    thickness = float(ndimage.distance_transform_edt(c, sampling=spacing).max())
+    thickness = float(np.percentile(ndimage.distance_transform_edt(c, sampling=spacing)[c], 90))
     if thickness > SHELL_MM:
         return {"kind": "click", "voxel": _innermost(comp, spacing), "positive": positive}
     # a shell: a stroke across it on its fullest axial slice, from the outline to its typical depth
@@ -127,7 +137,8 @@ def next_action(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -
     o = idx[:, e[0], e[1]]  # nearest voxel across the outline
     start = np.array([o[0], o[1], k]) + [b.start for b in box]
     end = np.array([e[0], e[1], k]) + [b.start for b in box]
-    return {"kind": "scribble", "points": [start.tolist(), end.tolist()], "positive": positive}
+    return {"kind": "scribble", "points": [start.tolist(), end.tolist()], "positive": positive,
+            "voxel": tuple(int(v) for v in end)}
 
 
 def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bool) -> list[dict[str, Any]]:
@@ -135,6 +146,7 @@ def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bo
     wt_ref = ref > 0
     rows: list[dict[str, Any]] = [{"kind": "start", **scores(editor.labels, ref), "seconds": 0.0}]
     boundary_dir = 0
+    avoid: list[tuple[int, int, int]] = []
     if use_boundary:
         pred = editor.labels > 0
         extra, miss = int((pred & ~wt_ref).sum()), int((wt_ref & ~pred).sum())
@@ -153,7 +165,7 @@ def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bo
                     editor.undo()
                     rows.append({"kind": "undo", **scores(editor.labels, ref), "seconds": time.perf_counter() - t0})
             continue
-        act = next_action(editor.labels > 0, wt_ref, editor.spacing)
+        act = next_action(editor.labels > 0, wt_ref, editor.spacing, avoid)
         if act is None:
             break
         t0 = time.perf_counter()
@@ -168,6 +180,11 @@ def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bo
         sec = time.perf_counter() - t0
         rows.append({"kind": f"{act['kind']} {'+' if act['positive'] else '-'}", **scores(editor.labels, ref),
                      "seconds": sec})
+        if rows[-1]["WT"] < before - WORSE and len(rows) <= steps:  # it looks worse: the user undoes it
+            avoid.append(tuple(int(v) for v in act["voxel"]))
+            t0 = time.perf_counter()
+            editor.undo()
+            rows.append({"kind": "undo", **scores(editor.labels, ref), "seconds": time.perf_counter() - t0})
     return rows
 
 
@@ -178,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=None, help="folder for the automatic results (outside the repository)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="click model threads (0: the default, all cores but one)")
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(max(1, args.threads or (os.cpu_count() or 2)))
     from napari_brain_dl.core.tasks.click_segment import ClickSegmenter
 
     report: dict[str, Any] = {"cases": {}, "threads": args.threads, "os_cpus": os.cpu_count()}
@@ -190,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in CASES:
         vols, ref = load_case(Path(args.data), name)
         labels, prob = automatic(vols, name, Path(args.cache) if args.cache else None)
-        seg = ClickSegmenter(vols[0], vols[1], device="cpu", threads=args.threads)
+        seg = ClickSegmenter(vols[0], vols[1], device="cpu", threads=args.threads or None)
         report["cases"][name] = {}
         for start in ("automatic", "nothing"):
             if start == "automatic":

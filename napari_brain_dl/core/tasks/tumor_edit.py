@@ -172,6 +172,7 @@ class TumourEditor:
             self.prob[1] = 0
         self.labels = compose(self.prob, self.thresholds)
         self.source = "labels" if init is not None else "nothing"
+        self.use_model_for_strokes = True  # whole-tumour strokes also ask the click model (needs T1c)
 
     # ------------------------------------------------------------------------- state
     def volume(self) -> Volume:
@@ -339,7 +340,32 @@ class TumourEditor:
                                "region": region, "radius_mm": radius_mm}, self.shape, self.flair.affine)
         return self._scribble(prompt, reach_mm)
 
-    def _scribble(self, prompt: Prompt, reach_mm: float = REACH_MM) -> dict[str, Any]:
+    def _model_agrees(self, box: Box, change: np.ndarray, stroke: np.ndarray, prompt: Prompt,
+                      cancel: Any) -> np.ndarray:
+        """Keep the part of a whole-tumour stroke edit that the click model agrees with.
+
+        The stroke's ends and its deepest voxel become clicks of its sign for one network pass
+        (not stored); the stroke's own voxels are always edited.
+        """
+        wt = self.labels > 0
+        fg = [c for c, p in self.clicks if p]
+        bg = [c for c, p in self.clicks if not p]
+        pts = [tuple(int(v) for v in np.rint(q)) for q in prompt.points[[0, -1]]]
+        (fg if prompt.positive else bg).extend(pts)
+        if not fg:
+            if not wt.any():
+                return change
+            fg = [_innermost(wt, self.spacing)]
+        mbox, logit = self.segmenter().logits(fg, bg, mask=wt, cancel=cancel)
+        agree = np.zeros(change.shape, bool)
+        inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, mbox, strict=True))
+        if all(s.stop > s.start for s in inter):
+            sub = (logit[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, mbox, strict=True))] > 0)
+            at = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box, strict=True))
+            agree[at] = sub if prompt.positive else ~sub
+        return _touching_mask(change & (agree | stroke), stroke)
+
+    def _scribble(self, prompt: Prompt, reach_mm: float = REACH_MM, cancel: Any = None) -> dict[str, Any]:
         region = prompt.region
         sbox, stroke = stroke_mask(prompt.points, self.shape, self.spacing, prompt.radius_mm)
         margin = np.ceil(reach_mm / np.asarray(self.spacing)).astype(int) + 2
@@ -350,21 +376,27 @@ class TumourEditor:
         s_full[inner] = stroke
         mask = _region(self.labels[box], region)
         near = ndimage.distance_transform_edt(~s_full, sampling=self.spacing) <= reach_mm
+        p = self.prob[(CHANNEL[region], *box)]
+        slack = 1.5 * min(self.spacing)  # how much deeper than the stroke the band may reach
         if prompt.positive:
             if mask.any():
                 depth_map = ndimage.distance_transform_edt(~mask, sampling=self.spacing)
-                depth = float(depth_map[s_full & ~mask].max()) if (s_full & ~mask).any() else 0.0
-                band = ~mask & (depth_map <= depth + 1e-3) & near
+                crossed = s_full & ~mask
+                depth = float(depth_map[crossed].max()) if crossed.any() else 0.0
+                band = ~mask & near & _band(p, crossed, depth_map, depth, slack, positive=True)
             else:
                 band = np.zeros_like(mask)
             change = _touching_mask(band | (s_full & ~mask), s_full)
         else:
-            if not (s_full & mask).any():
+            crossed = s_full & mask
+            if not crossed.any():
                 raise ValueError(f"The stroke does not cross the {_NAMES[region]}; draw it across the part to remove.")
             depth_map = ndimage.distance_transform_edt(mask, sampling=self.spacing)
-            depth = float(depth_map[s_full & mask].max())
-            band = mask & (depth_map <= depth + 1e-3) & near
-            change = _touching_mask(band | (s_full & mask), s_full)
+            depth = float(depth_map[crossed].max())
+            band = mask & near & _band(p, crossed, depth_map, depth, slack, positive=False)
+            change = _touching_mask(band | crossed, s_full)
+        if region == "WT" and self.use_model_for_strokes and (self.t1c is not None or self._segmenter is not None):
+            change = self._model_agrees(box, change, s_full, prompt, cancel)
         step = self._begin(f"scribble {region} {'+' if prompt.positive else '-'}", box)
         self._set(box, change, region, prompt.positive)
         return self._commit(step, **prompt.describe(), changed=int(change.sum()))
@@ -379,7 +411,7 @@ class TumourEditor:
         if prompt.kind == "click":
             return self.click(prompt.points[0], prompt.positive, cancel=cancel)
         if prompt.kind == "scribble":
-            return self._scribble(prompt)
+            return self._scribble(prompt, cancel=cancel)
         return self._slice_prompt(prompt, cancel)
 
     def box(self, corner_a: Sequence[float], corner_b: Sequence[float], region: str = "WT",
@@ -470,6 +502,19 @@ class TumourEditor:
 
 # ----------------------------------------------------------------------------- helpers
 _NAMES = {"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}
+
+
+def _band(p: np.ndarray, crossed: np.ndarray, depth_map: np.ndarray, depth: float, slack: float,
+          positive: bool) -> np.ndarray:
+    """The band a stroke edits: as deep as the stroke reaches, or, where the probabilities are
+    soft, every voxel as (un)likely as those the stroke crossed, at most `slack` deeper."""
+    soft = crossed & (p > 0) & (p < 1)
+    if not soft.any():
+        return depth_map <= depth + 1e-3
+    near = depth_map <= depth + slack
+    if positive:  # join: voxels at least as likely as the least likely one crossed
+        return near & (p >= p[soft].min())
+    return near & (p <= p[soft].max())  # leave: voxels at most as likely as the most likely one crossed
 
 
 def _check_region(region: str) -> str:
