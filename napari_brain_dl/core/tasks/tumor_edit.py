@@ -183,6 +183,9 @@ class TumourEditor:
             "thresholds": {k: round(v, 4) for k, v in self.thresholds.items()},
             "interactions": list(self.log),
         }
+        seg = self.segmenter_if_made()
+        if seg is not None and hasattr(seg, "loaded"):
+            prov["click_model"] = {"model_id": seg.loaded.card.id, "weights_sha256": seg.loaded.sha256}
         return self.flair.with_data(self.labels.copy(), name=f"{self.flair.name}_tumour_edited", provenance=prov)
 
     def region(self, name: str) -> np.ndarray:
@@ -294,6 +297,10 @@ class TumourEditor:
         elif not hasattr(self._segmenter, "logits"):
             self._segmenter = self._segmenter()  # a factory
         return self._segmenter
+
+    def segmenter_if_made(self) -> Any:
+        """The click model session when one was used, else None."""
+        return self._segmenter if hasattr(self._segmenter, "logits") else None
 
     def click(self, voxel: Sequence[float], positive: bool = True, cancel: Any = None) -> dict[str, Any]:
         """A positive or negative click at a voxel index of FLAIR's array; whole tumour only."""
