@@ -1,4 +1,4 @@
-"""Command-line subcommands for tumours: ``segment`` and ``click-segment``.
+"""Command-line subcommands for tumours: ``segment`` and ``click-segment`` (interactive protocol, headless).
 
 Both write labels on FLAIR's grid (FLAIR's shape and affine) and, with ``--json``,
 volumes in mL and provenance. Exit codes as in `cli_models`: 0 success, 3 bad input
@@ -38,15 +38,26 @@ def register(subparsers: Any) -> None:
     seg.set_defaults(func=cmd_segment)
 
     click = subparsers.add_parser(
-        "click-segment", help="whole-tumour mask from clicks (voxel indices of FLAIR)"
+        "click-segment",
+        help="refine or draw tumour labels from clicks, scribbles, boxes and lassos (BraTS labels 0-3)",
     )
     _exam_arguments(click, required=True)
-    click.add_argument(
-        "--fg", action="append", required=True, type=_index, help="positive click i,j,k (repeat)"
-    )
+    click.add_argument("--fg", action="append", default=[], type=_index,
+                       help="positive click i,j,k (voxel index of FLAIR; repeat)")
     click.add_argument("--bg", action="append", default=[], type=_index, help="negative click i,j,k (repeat)")
     click.add_argument(
-        "--model", default="brats-tumor-click", help="model id or card (default: brats-tumor-click)"
+        "--prompts",
+        help="JSON list of prompts applied in order after the clicks: "
+        '{"kind": "click|scribble|box|lasso", "sign": "+|-", "points": [[i, j, k], ...], '
+        '"coords": "voxel|mm", "region": "WT|TC|ET", "radius_mm": 1}',
+    )
+    click.add_argument(
+        "--init",
+        help="label map to refine (BraTS labels 0-3 on FLAIR's grid), or 'auto' to start from the "
+        "automatic segmentation (its probabilities kept); default: start from nothing",
+    )
+    click.add_argument(
+        "--model", default="brats-tumor-click", help="click model id or card (default: brats-tumor-click)"
     )
     click.set_defaults(func=cmd_click_segment)
 
@@ -172,13 +183,27 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_click_segment(args: argparse.Namespace) -> int:
-    """``napari-brain-dl click-segment --flair F --t1c F --fg i,j,k [--bg i,j,k] -o OUT [--json J]``."""
+    """``napari-brain-dl click-segment --flair F --t1c F [--fg i,j,k] [--bg i,j,k] [--prompts P.json]
+    [--init LABELS|auto] -o OUT [--json J]``.
+
+    Writes BraTS labels 0-3 on FLAIR's grid: the initial labels (or nothing) refined by the
+    clicks, then the prompts, in order (`TumourEditor`); new tumour voxels are edema unless
+    the automatic probabilities say core or enhancing. Everything is checked before any file
+    is written.
+    """
+    import json
+
     from .core import io
     from .core.device import choose_device
-    from .core.tasks.click_segment import click_segment
+    from .core.tasks.click_segment import ClickSegmenter
+    from .core.tasks.measure import tumor_measurements
     from .core.tasks.tumor import prepare_exam
+    from .core.tasks.tumor_edit import TumourEditor, check_labels
+    from .core.tasks.tumor_prompts import parse_prompt, parse_prompts
 
     try:
+        if not args.fg and not args.bg and not args.prompts:
+            raise ValueError("Give at least one --fg / --bg click or a --prompts file.")
         _outputs(args)
         choose_device(args.device)
         exam = _load_exam(args)
@@ -186,25 +211,66 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
         vols, present = prepare_exam(exam, notes, require=("FLAIR", "T1c"))
         if {"T1", "T2"} & set(present):
             notes.append("The click model uses FLAIR and T1c only; T1/T2 were not used.")
+        flair, t1c = vols[0], vols[1]
+        prompts = [parse_prompt({"kind": "click", "sign": sign, "points": [list(c)]}, flair.shape, flair.affine)
+                   for sign, group in (("+", args.fg), ("-", args.bg)) for c in group]
+        if args.prompts:
+            try:
+                items = json.loads(Path(args.prompts).read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{args.prompts} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+            prompts += parse_prompts(items, flair.shape, flair.affine)
+        init_labels, probabilities, init_prov = None, None, {}
+        if args.init == "auto":
+            from .core.progress import stderr_progress
+            from .core.tasks.tumor import segment_tumor
+
+            seg = segment_tumor(exam["FLAIR"], exam["T1c"], exam["T1"], exam["T2"], device=args.device,
+                                progress=stderr_progress, notify=_notify)
+            init_labels, probabilities, init_prov = seg.labels, seg.probabilities, seg.provenance
+        elif args.init:
+            init_labels = load_scan(args.init)
+            check_labels(init_labels, flair)  # another grid: one sentence before the network loads
         for note in notes:
             _notify(note)
-        mask = click_segment(vols[0], vols[1], args.fg, args.bg, model=args.model, device=args.device)
-        io.save(mask, args.output, overwrite=args.overwrite, description="whole tumour from clicks")
-        ml = float(np.count_nonzero(mask.data)) * mask.voxel_volume_ml
+        editor = TumourEditor(
+            flair, t1c, labels=init_labels, probabilities=probabilities,
+            thresholds=(init_prov.get("thresholds") or None),
+            segmenter=lambda: ClickSegmenter(flair, t1c, model=args.model, device=args.device),  # on first use
+        )
+        steps = editor.run(prompts)
+        segmenter = editor.segmenter_if_made()
+        labels = editor.volume()
+        prov = dict(labels.meta.get("provenance", {}))
+        prov["inputs"] = {"FLAIR": args.flair, "T1c": args.t1c}
+        prov["initial_labels"] = "automatic" if args.init == "auto" else (args.init or None)
+        if init_prov:
+            prov["automatic"] = init_prov
+        if segmenter is not None:
+            card = segmenter.loaded.card
+            prov.update(model_id=card.id, weights_sha256=segmenter.loaded.sha256,
+                        intended_use=card.intended_use, license=card.license)
+        labels = labels.with_data(labels.data, provenance=prov)
+        io.save(labels, args.output, overwrite=args.overwrite, description="tumour labels refined by prompts")
+        measurements = tumor_measurements(labels)
         report = {
             "output": str(args.output),
-            "whole_tumor_ml": round(ml, 3),
-            "clicks": {"fg": [list(c) for c in args.fg], "bg": [list(c) for c in args.bg]},
+            "measurements": measurements,
+            "interactions": steps,
             "notes": notes,
-            "provenance": mask.meta.get("provenance", {}),
+            "provenance": prov,
         }
         write_json(args.json, report, args.overwrite)
         from .core.provenance import record_cli_outputs
 
-        record_cli_outputs(args, {"output": args.output, "json": args.json}, _exam_files(args),
-                           report["provenance"])
+        inputs = {**_exam_files(args), "init": args.init if args.init not in (None, "auto") else None,
+                  "prompts": args.prompts}
+        record_cli_outputs(args, {"output": args.output, "json": args.json}, inputs, prov,
+                           {"measurements": measurements})
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
     flush_warnings()
-    print(f"{args.output}: whole tumour {ml:.1f} mL")
+    m = measurements
+    print(f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL, tumour core {m['tumor_core_ml']:.1f} mL, "
+          f"enhancing {m['enhancing_ml']:.1f} mL after {len(steps)} interactions")
     return 0

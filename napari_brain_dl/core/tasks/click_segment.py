@@ -439,6 +439,7 @@ class ClickSegmenter:
         self._bg = np.zeros((0, 3), int)
         self._mask = np.zeros(self.shape, bool)
         self.region: Region | None = None
+        self.last_region: Region | None = None  # the window of the last `logits` call
 
     # -- index mapping between the input grid and the card's orientation
     def _to_model(self, pts: np.ndarray) -> np.ndarray:
@@ -481,17 +482,36 @@ class ClickSegmenter:
         )
         prev = self._mask if extends else np.zeros(self.shape, bool)
         check(cancel)
-        mask_box = None
-        if prev.any():
-            nz = [np.flatnonzero(prev.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
-            mask_box = (np.array([v[0] for v in nz]), np.array([v[-1] for v in nz]))
-        region = plan_region(
-            self.spacing,
-            np.concatenate([fg_m, bg_m]),
-            mask_box,
-            self.settings,
-            self.region if extends else None,
+        region, box, logit_box = self._predict(fg_m, bg_m, _bounds(prev), self.region if extends else None, cancel)
+        new = logit_box > 0
+        added = (len(fg_m) - len(self._fg), len(bg_m) - len(self._bg)) if extends else None
+        mask = prev.copy()
+        mask[box] = _local_edit(prev[box], new, added, fg_m, bg_m, np.array([b.start for b in box]))
+        radius = float(self.settings["click_radius_mm"])
+        _paint_balls(mask, fg_m, radius, self.spacing, True)  # a click always wins where it is
+        _paint_balls(mask, bg_m, radius, self.spacing, False)
+        self._fg, self._bg, self._mask, self.region = fg_m, bg_m, mask, region
+        out = np.ascontiguousarray(restore_orientation(mask.astype(np.uint8), self._transform))
+        seconds = time.perf_counter() - start
+        prov = self._provenance(fg_in, bg_in, region, box, seconds, extends)
+        return self.flair.with_data(
+            out, name=f"{self.flair.name}_tumour", provenance=prov, model_id=prov["model_id"]
         )
+
+    def _predict(
+        self,
+        fg_m: np.ndarray,
+        bg_m: np.ndarray,
+        mask_box: tuple[np.ndarray, np.ndarray] | None,
+        previous: Region | None,
+        cancel: CancelToken | None,
+    ) -> tuple[Region, tuple[slice, slice, slice], np.ndarray]:
+        """One network pass (card orientation): the region, its grid box and the logit on that box.
+
+        Only the connected parts of ``logit > 0`` holding a positive click stay positive;
+        elsewhere the logit is at most -1e-3 (and -1e-3 beyond the tumour's window box).
+        """
+        region = plan_region(self.spacing, np.concatenate([fg_m, bg_m]), mask_box, self.settings, previous)
         window = np.concatenate(
             [
                 region.sample(self.exam),
@@ -509,7 +529,7 @@ class ClickSegmenter:
         # connected parts holding a positive click, found on the window (fewer voxels)
         keep = keep_clicked(logit > 0, np.rint(region.to_window(fg_m)).astype(int))
         box = region.grid_box(self.shape)
-        new = np.zeros(tuple(b.stop - b.start for b in box), bool)
+        out = np.full(tuple(b.stop - b.start for b in box), -1e-3, np.float32)
         if keep.any():
             idx = np.argwhere(keep)
             logit = np.where(keep, logit, np.minimum(logit, -1e-3))
@@ -518,20 +538,55 @@ class ClickSegmenter:
             sub = _within(region.grid_box(self.shape, lo, hi), box)  # only where the tumour is
             if all(s.stop > s.start for s in sub):
                 at = tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box, strict=True))
-                new[at] = region.back(logit, sub) > 0
-        added = (len(fg_m) - len(self._fg), len(bg_m) - len(self._bg)) if extends else None
-        mask = prev.copy()
-        mask[box] = _local_edit(prev[box], new, added, fg_m, bg_m, np.array([b.start for b in box]))
-        radius = float(self.settings["click_radius_mm"])
-        _paint_balls(mask, fg_m, radius, self.spacing, True)  # a click always wins where it is
-        _paint_balls(mask, bg_m, radius, self.spacing, False)
-        self._fg, self._bg, self._mask, self.region = fg_m, bg_m, mask, region
-        out = np.ascontiguousarray(restore_orientation(mask.astype(np.uint8), self._transform))
-        seconds = time.perf_counter() - start
-        prov = self._provenance(fg_in, bg_in, region, box, seconds, extends)
-        return self.flair.with_data(
-            out, name=f"{self.flair.name}_tumour", provenance=prov, model_id=prov["model_id"]
-        )
+                out[at] = region.back(logit, sub)
+        return region, box, out  # type: ignore[return-value]
+
+    def logits(
+        self,
+        fg: Sequence[Sequence[int]],
+        bg: Sequence[Sequence[int]] = (),
+        mask: np.ndarray | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+        """Tumour logit (float32) for these clicks on a box of FLAIR's grid; the session's mask is untouched.
+
+        Used by `tumor_edit.TumourEditor`, which keeps its own label map: the window covers
+        the clicks and the bounding box of `mask` (FLAIR's array, bool), and the answer is
+        the box of FLAIR voxels inside the window with the logit there (> 0: tumour).
+
+        Raises:
+            ValueError: No positive click, or a click outside the volume.
+        """
+        fg_in = _as_points(fg, self.flair.shape, "positive")
+        bg_in = _as_points(bg, self.flair.shape, "negative")
+        if len(fg_in) == 0:
+            raise ValueError("At least one positive click inside the tumour is needed.")
+        fg_m, bg_m = self._to_model(fg_in), self._to_model(bg_in)
+        mask_m = None
+        if mask is not None and np.any(mask):
+            from nibabel.orientations import apply_orientation
+
+            mask_m = _bounds(apply_orientation(np.asarray(mask, bool), self._transform))
+        start = time.perf_counter()
+        self.last_region, box_m, logit_m = self._predict(fg_m, bg_m, mask_m, None, cancel)
+        box, data = self._box_to_input(box_m, logit_m)
+        self.last_seconds = time.perf_counter() - start
+        return box, data
+
+    def _box_to_input(
+        self, box_m: tuple[slice, ...], data_m: np.ndarray
+    ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+        """A box and its data in the card's orientation -> the same box on FLAIR's array (exact)."""
+        axes, box = [], []
+        for axis, (new_axis, flip) in enumerate(self._transform):
+            s = box_m[int(new_axis)]
+            size = self.flair.shape[axis]
+            axes.append(int(new_axis))
+            box.append(s if flip > 0 else slice(size - s.stop, size - s.start))
+        data = np.transpose(data_m, axes)
+        flips = tuple(a for a, (_, f) in enumerate(self._transform) if f < 0)
+        data = np.flip(data, flips) if flips else data
+        return tuple(box), np.ascontiguousarray(data)  # type: ignore[return-value]
 
     def _threads(self) -> int:
         if self.threads:
@@ -596,6 +651,14 @@ class ClickSegmenter:
             "license": card.license,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def _bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) inclusive voxel corners of a mask's bounding box, None when empty."""
+    if not mask.any():
+        return None
+    nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    return np.array([v[0] for v in nz]), np.array([v[-1] for v in nz])
 
 
 def _within(sub: tuple[slice, ...], box: tuple[slice, ...]) -> tuple[slice, ...]:

@@ -47,6 +47,9 @@ class TumorSegmentation:
             ``{"axis": voxel axis, "index": slice index, "uncertain_voxels": n}``.
         provenance: Model, weights, inputs (missing / synthetic ones named), parameters.
         notes: Sentences for the user (resampled inputs, implausible results).
+        probabilities: float16 (3, X, Y, Z) region probabilities TC, WT, ET (mean over the
+            passes) behind `labels`, kept so an editor can move the outlines without a network
+            pass (`tumor_edit.TumourEditor`); None when not kept.
     """
 
     labels: Volume
@@ -54,6 +57,7 @@ class TumorSegmentation:
     review_slices: list[dict[str, int]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
 
 
 def segment_tumor(
@@ -145,6 +149,7 @@ def segment_tumor(
         labels=ref.with_data(labels, name=f"{ref.name}_tumor", provenance=prov, model_id=loaded.card.id),
         provenance=prov,
         notes=notes,
+        probabilities=mean.astype(np.float16),
     )
     if tta:
         spread = np.std(passes, axis=0)[(slice(None) if "T1c" in present else slice(1, 2))]

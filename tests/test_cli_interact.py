@@ -1,0 +1,123 @@
+"""`click-segment` as the headless interaction protocol: prompts file, initial labels, clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_brain_dl.cli import main
+from napari_brain_dl.core import io
+from napari_brain_dl.core.image_metrics import dice
+
+CASE = "brats2015_flair_t1c/brats_2013_pat0006_1"  # held out by both tumour models
+
+
+@pytest.fixture(scope="module")
+def exam(data_dir: Path) -> dict[str, str]:
+    folder = data_dir / CASE
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    return {"flair": str(folder / "Flair_subtrMeanDivStd.nii.gz"), "t1c": str(folder / "T1c_subtrMeanDivStd.nii.gz"),
+            "ref": str(folder / "OTMultiClass.nii.gz")}
+
+
+def _ref(exam: dict[str, str]) -> np.ndarray:
+    raw = np.rint(np.asarray(io.load(exam["ref"]).data)).astype(int)
+    return np.array([0, 1, 2, 1, 3], np.uint8)[raw]
+
+
+def test_initial_labels_refined_by_a_prompts_file_keep_sub_regions(exam: dict[str, str], tmp_path: Path) -> None:
+    from scipy import ndimage
+
+    ref = _ref(exam)
+    flair = io.load(exam["flair"])
+    big = np.where((ref == 0) & ndimage.binary_dilation(ref > 0, iterations=2), 2, ref).astype(np.uint8)
+    init = tmp_path / "init.nii.gz"
+    io.save(flair.with_data(big), init)
+    # a lasso tracing the expert outline on one axial slice, a box on another, a negative
+    # scribble across the shell, all in voxel coordinates; the lasso is given in mm
+    from skimage import measure
+
+    k = int(np.argmax((ref > 0).sum(axis=(0, 1))))
+    contour = max(measure.find_contours((ref[:, :, k] > 0).astype(float), 0.5), key=len)[::3]
+    lasso_mm = [(flair.affine @ np.array([x, y, k, 1.0]))[:3].tolist() for x, y in contour]
+    idx = np.argwhere(ref[:, :, k - 6] > 0)
+    box = [[*(idx.min(0) - 1).tolist(), k - 6], [*(idx.max(0) + 1).tolist(), k - 6]]
+    shell = np.argwhere((big[:, :, k + 8] > 0) & (ref[:, :, k + 8] == 0))[0]
+    prompts = [
+        {"kind": "box", "points": box},
+        {"kind": "scribble", "sign": "-", "points": [[*shell.tolist(), k + 8], [*shell.tolist(), k + 8]],
+         "radius_mm": 1.0},
+        {"kind": "lasso", "sign": "+", "coords": "mm", "points": lasso_mm},
+    ]
+    pfile = tmp_path / "prompts.json"
+    pfile.write_text(json.dumps(prompts))
+    out, js = tmp_path / "labels.nii.gz", tmp_path / "labels.json"
+    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--init", str(init),
+                 "--prompts", str(pfile), "-o", str(out), "--json", str(js), "--device", "cpu"])
+    assert code == 0
+    result = io.load(out)
+    assert result.same_grid(flair) and set(np.unique(result.data).tolist()) <= {0, 1, 2, 3}
+    labels = np.asarray(result.data).astype(np.uint8)
+    on = labels[:, :, k] > 0
+    from napari_brain_dl.core.tasks.tumor_prompts import polygon_mask
+
+    assert np.array_equal(on, polygon_mask(np.array(contour), on.shape))  # the lasso is followed on its slice
+    assert dice(labels > 0, ref > 0) > dice(big > 0, ref > 0)
+    kept = (labels > 0) & (ref > 0)
+    assert (labels[kept] == ref[kept]).mean() > 0.99  # sub-regions kept where the tumour stays
+    report = json.loads(js.read_text())
+    assert [s["what"] for s in report["interactions"]] == ["box WT", "scribble WT -", "lasso WT"]
+    assert report["measurements"]["enhancing_ml"] > 0 and report["provenance"]["initial_labels"] == str(init)
+
+
+def test_clicks_from_nothing_give_whole_tumour(exam: dict[str, str], tmp_path: Path) -> None:
+    from scipy import ndimage
+
+    ref = _ref(exam)
+    d = ndimage.distance_transform_edt(ref > 0)
+    inner = np.unravel_index(int(d.argmax()), d.shape)
+    out = tmp_path / "wt.nii.gz"
+    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--fg", ",".join(map(str, inner)),
+                 "-o", str(out), "--device", "cpu"])
+    labels = np.asarray(io.load(out).data)
+    assert code == 0 and set(np.unique(labels).tolist()) == {0, 2} and dice(labels > 0, ref > 0) > 0.85
+
+
+@pytest.mark.parametrize(
+    ("prompts", "words"),
+    [
+        ([{"kind": "click", "points": [[300, 10, 10]]}], "outside the scan"),
+        ([{"kind": "lasso", "points": [[100, 100, 70], [110, 100, 70]]}], "at least three points"),
+        ([{"kind": "box", "points": [[100, 100, 70], [100, 100, 70]]}], "zero size"),
+        ("not json", "not valid JSON"),
+    ],
+)
+def test_bad_prompts_are_one_sentence_and_nothing_is_written(
+    exam: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], prompts: object, words: str
+) -> None:
+    pfile = tmp_path / "p.json"
+    pfile.write_text(prompts if isinstance(prompts, str) else json.dumps(prompts))
+    out = tmp_path / "labels.nii.gz"
+    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--prompts", str(pfile),
+                 "-o", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1 and words in err and not out.exists(), err
+
+
+def test_initial_labels_on_another_grid_are_refused(exam: dict[str, str], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    flair = io.load(exam["flair"])
+    other = tmp_path / "other.nii.gz"
+    from napari_brain_dl.core.volume import Volume
+
+    io.save(Volume(np.zeros((60, 60, 40), np.uint8), flair.affine, "x", {}), other)
+    out = tmp_path / "labels.nii.gz"
+    out.write_bytes(b"keep")
+    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--fg", "120,120,70",
+                 "--init", str(other), "-o", str(out), "--overwrite", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and "not on the exam's grid" in err and out.read_bytes() == b"keep", err
