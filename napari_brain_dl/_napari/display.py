@@ -268,13 +268,22 @@ def _letters_layer(viewer: Any) -> Any:
     return layer
 
 
-def warm_up() -> None:
-    """Import what napari loads lazily for the letters (pandas for point features, ~0.6 s).
+#: What napari imports lazily when the first layers arrive (pandas for the letters' features,
+#: SciPy and the histogram for image layers): about 1 s on the UI thread otherwise.
+_LAZY_IMPORTS = ("pandas", "napari.layers.points", "napari.components.histogram", "scipy.linalg",
+                 "scipy.sparse", "scipy.spatial", "scipy.constants", "OpenGL.arrays")
 
-    Called from a worker thread before layers are added, so the UI thread never pays for it.
-    """
-    import napari.layers.points  # noqa: F401
-    import pandas  # noqa: F401
+
+def warm_up() -> None:
+    """Import what napari loads lazily on first use; called from a worker thread before layers
+    are added, so the UI thread never pays for it (a module missing in this napari is skipped)."""
+    import importlib
+
+    for name in _LAZY_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
 
 
 def update_letters(viewer: Any) -> None:
