@@ -281,29 +281,26 @@ class TumourEditor:
         step = self._begin(f"boundary {region} {steps:+d}", (slice(0, 0),) * 3)  # type: ignore[arg-type]
         ch = CHANNEL[region]
         for _ in range(abs(int(steps))):
-            mask = _region(self.labels, region)
+            if self._roi is None:
+                break
+            box = self._roi  # every label outside is 0, every probability 0
+            m = _region(self.labels[box], region)
             t = self.thresholds[region]
-            box = _bbox(mask, 3, self.shape) if mask.any() else None
-            if box is None:
+            if not m.any():
                 break
             p = self.prob[(ch, *box)]
-            m = mask[box]
             if steps < 0:
                 layer = int((m & ~ndimage.binary_erosion(m)).sum())
-                values = np.unique(p[m & (p < 1)])
-                if not len(values):
+                cand = p[m & (p < 1)]
+                if not cand.size:
                     break
-                below = np.cumsum(np.bincount(np.searchsorted(values, p[m & (p < 1)]), minlength=len(values)))
-                t16 = values[min(int(np.searchsorted(below, layer)), len(values) - 1)]  # about `layer` voxels leave
+                t16 = _ranked(cand, layer, lowest=True)  # about `layer` voxels leave (p <= t16)
             else:
                 layer = int((ndimage.binary_dilation(m) & ~m).sum())
-                values = np.unique(p[~m & (p > 0) & (p <= t)])[::-1]
-                if not len(values):
+                cand = p[~m & (p > 0) & (p <= t)]
+                if not cand.size:
                     break
-                above = np.cumsum(np.bincount(len(values) - 1 - np.searchsorted(values[::-1], p[~m & (p > 0) & (p <= t)]),
-                                              minlength=len(values)))
-                v = values[min(int(np.searchsorted(above, layer)), len(values) - 1)]
-                t16 = np.nextafter(np.float16(v), np.float16(0))  # about `layer` voxels join
+                t16 = np.nextafter(_ranked(cand, layer, lowest=False), np.float16(0))  # about `layer` join
             self.thresholds[region] = float(np.clip(np.float16(t16), 0, np.nextafter(np.float16(1), np.float16(0))))
             self._recompose()
         return self._commit(step, True, region=region, steps=int(steps), threshold=round(self.thresholds[region], 4))
@@ -534,6 +531,21 @@ class TumourEditor:
 
 # ----------------------------------------------------------------------------- helpers
 _NAMES = {"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}
+
+
+def _ranked(values: np.ndarray, count: int, lowest: bool) -> np.float16:
+    """The float16 value with `count` of `values` (non-negative float16) at or below it (lowest) or
+    at or above it; the extreme value when there are fewer. A histogram of the bit patterns (which
+    order non-negative float16 values) makes it linear in the number of values."""
+    counts = np.bincount(np.ascontiguousarray(values, np.float16).view(np.uint16), minlength=1)
+    present = np.flatnonzero(counts)
+    if lowest:
+        i = int(np.searchsorted(np.cumsum(counts), max(count, 1)))
+        i = min(i, int(present[-1]))
+    else:
+        j = int(np.searchsorted(np.cumsum(counts[::-1]), max(count, 1)))
+        i = max(len(counts) - 1 - j, int(present[0]))
+    return np.array([i], np.uint16).view(np.float16)[0]
 
 
 def _band(p: np.ndarray, crossed: np.ndarray, depth_map: np.ndarray, depth: float, slack: float,
