@@ -97,6 +97,9 @@ def test_positive_scribble_adds_the_missed_band_with_oedema() -> None:
     assert added.sum() > 300 and set(np.unique(ed.labels[added]).tolist()) == {2}  # oedema
     with pytest.raises(ValueError, match="does not cross"):
         ed.scribble([[2, 2, 2], [3, 3, 3]], positive=False)
+    before = ed.labels.copy()
+    ed.scribble([[2, 2, 2], [2, 2, 5]], positive=True, radius_mm=0.5)  # away from the tumour: the stroke only
+    assert int(((ed.labels > 0) & ~(before > 0)).sum()) == 4
 
 
 def test_lasso_is_followed_on_its_slice_and_neighbours_adapt() -> None:

@@ -7,7 +7,9 @@ Cancel, and the result comes back as a "tumor" labels layer on FLAIR's grid (cla
 named and coloured; the status bar names the class under the cursor), plus with TTA an
 uncertainty layer and a list of slices to review. Cancel or an error adds nothing.
 
-Click mode (`tumor_clicks`) segments the whole tumour from clicks; measurements,
+Click mode (`tumor_clicks`) segments the whole tumour from clicks; Refine (`tumor_boundary`)
+edits the BraTS labels (tighter / looser per region, clicks, scribbles, box, lasso, paint; one
+undo / redo) keeping core and enhancing; measurements,
 autosave, Save JSON and export of the current tumour layer are in `tumor_results`.
 """
 
@@ -25,6 +27,7 @@ from ..dock_layout import adopt
 from ..layers import GEOMETRY, is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
 from .run_model import DEVICES
 from .task_panel import TaskPanel
+from .tumor_boundary import TumourEditPanel, remember
 from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
 from .tumor_results import TumorResults, tumor_layer_kwargs
 
@@ -63,9 +66,11 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.clicks.label = "Clicks"
         self.results = TumorResults(viewer, self.flair_layer)
         self.results.label = "Result"
+        self.edits = TumourEditPanel(viewer, self._edit_exam, lambda: self.results.layer, on_change=self._edited)
+        self.edits.label = "Refine"
         self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta,
                      self.allow_synthetic, *self.task_controls("Choose FLAIR and T1c, then Run."),
-                     self.review, self.clicks, self.results])
+                     self.review, self.clicks, self.edits, self.results])
         self.review.changed.connect(self.go_to_review)
         self.flair.changed.connect(self._flair_changed)
         viewer.layers.events.inserted.connect(self._layers_changed)
@@ -80,7 +85,7 @@ class SegmentTumorWidget(TaskPanel, Container):
 
     @synchronous.setter
     def synchronous(self, value: bool) -> None:
-        self._synchronous = self.clicks.synchronous = bool(value)
+        self._synchronous = self.clicks.synchronous = self.edits.synchronous = bool(value)
 
     # -- choices --------------------------------------------------------------------------------
     def image_layers(self) -> list[str]:
@@ -134,6 +139,7 @@ class SegmentTumorWidget(TaskPanel, Container):
 
     def _flair_changed(self, *_: Any) -> None:
         self.clicks.reset()
+        self.edits.reset()
         self.results.update_buttons()
 
     def flair_layer(self) -> Any:
@@ -218,6 +224,8 @@ class SegmentTumorWidget(TaskPanel, Container):
                 seg.uncertainty, "image", name="tumor uncertainty", colormap="inferno", blending="additive",
                 contrast_limits=(0.0, 0.5), metadata={"provenance": prov})))
         self.results.attach(layer, prov, kind="brats")
+        remember(layer, seg.probabilities, prov.get("thresholds"))  # the Refine panel moves outlines with them
+        self.edits.reset()
         self._viewer.layers.selection.active = layer
         self.show_review(seg.review_slices)
         for note in seg.notes:
@@ -258,6 +266,16 @@ class SegmentTumorWidget(TaskPanel, Container):
         if volumes["FLAIR"] is None or volumes["T1c"] is None:
             raise ValueError("Click mode needs FLAIR and T1c layers; Run once to synthesize the missing one.")
         return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
+
+    def _edit_exam(self) -> tuple[Any, Any, Any]:
+        volumes = self._volumes()
+        if volumes["FLAIR"] is None:
+            raise ValueError("Refining needs the FLAIR layer; Run once to synthesize it.")
+        return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
+
+    def _edited(self, layer: Any) -> None:
+        self.results.attach(layer, kind="brats")
+        self.results.edit()
 
     def _click_mask(self, layer: Any, provenance: dict[str, Any]) -> None:
         self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")

@@ -17,8 +17,10 @@ and one threshold per region. The labels are always ``compose(probabilities, thr
   innermost voxel of the current tumour stands in for one (not stored).
 - **Scribbles** (brush strokes): a negative stroke removes the region's outer band as deep
   as the stroke reaches into it, connected to the stroke, within ``reach_mm`` of it (a
-  stroke across a spurious shell removes that shell); a positive stroke adds the band
-  outside the region as far out as the stroke reaches.
+  stroke across a spurious shell removes that shell); a positive stroke from the outline adds
+  the band outside the region as far out as the stroke reaches (away from it: the stroke only).
+  Where the probabilities are soft the band holds the voxels as (un)likely as those crossed,
+  and a whole-tumour stroke keeps only what the click model agrees with (stroke as clicks).
 - **Box / lasso** on one slice: on that slice the region follows the lasso exactly (a box
   only bounds it); neighbouring slices adapt: voxels farther outside the outline than their
   slice distance are removed (up to ``reach_mm`` away), and a lasso fills the outline shrunk
@@ -170,7 +172,9 @@ class TumourEditor:
                 self.prob[:, wrong] = _saturated(init[wrong])
         elif probabilities is not None:  # from nothing: keep the sub-region probabilities, no WT
             self.prob[1] = 0
-        self.labels = compose(self.prob, self.thresholds)
+        self._roi = _bbox(np.any(self.prob > 0, axis=0), 1, self.shape)  # outside it every label is 0
+        self.labels = np.zeros(self.shape, np.uint8)
+        self._recompose()
         self.source = "labels" if init is not None else "nothing"
         self.use_model_for_strokes = True  # whole-tumour strokes also ask the click model (needs T1c)
 
@@ -206,10 +210,27 @@ class TumourEditor:
         box = box or tuple(slice(0, s) for s in self.shape)  # type: ignore[assignment]
         return _Step(what, box, self.prob[(slice(None), *box)].copy(), dict(self.thresholds), list(self.clicks))
 
-    def _commit(self, step: _Step, changed_thresholds: bool = False, **info: Any) -> dict[str, Any]:
-        if changed_thresholds:
-            self.labels = compose(self.prob, self.thresholds)
+    def _recompose(self) -> None:
+        """Labels from the probabilities and thresholds where any probability is above 0."""
+        if self._roi is not None:
+            self.labels[self._roi] = compose(self.prob[(slice(None), *self._roi)], self.thresholds)
+
+    def _grow_roi(self, box: Box) -> None:
+        if any(b.stop <= b.start for b in box):
+            return
+        if all(b.start == 0 and b.stop == n for b, n in zip(box, self.shape, strict=True)):
+            self._roi = _bbox(np.any(self.prob > 0, axis=0), 1, self.shape)
+        elif self._roi is None:
+            self._roi = box
         else:
+            self._roi = tuple(slice(min(a.start, b.start), max(a.stop, b.stop))  # type: ignore[assignment]
+                              for a, b in zip(self._roi, box, strict=True))
+
+    def _commit(self, step: _Step, changed_thresholds: bool = False, **info: Any) -> dict[str, Any]:
+        if changed_thresholds:  # the probabilities did not change
+            self._recompose()
+        else:
+            self._grow_roi(step.box)
             self.labels[step.box] = compose(self.prob[(slice(None), *step.box)], self.thresholds)
         self._undo.append(step)
         del self._undo[:-MAX_HISTORY]
@@ -225,8 +246,10 @@ class TumourEditor:
         self.prob[at] = step.prob
         full = step.thresholds != self.thresholds
         self.thresholds, self.clicks = dict(step.thresholds), list(step.clicks)
+        if not full:
+            self._grow_roi(step.box)
         if full:
-            self.labels = compose(self.prob, self.thresholds)
+            self._recompose()
         else:
             self.labels[step.box] = compose(self.prob[at], self.thresholds)
         return other
@@ -255,34 +278,31 @@ class TumourEditor:
         has boundary voxels; voxels set by strokes, boxes, lassos and hand edits stay.
         """
         region = _check_region(region)
-        step = self._begin(f"boundary {region} {steps:+d}", None)
+        step = self._begin(f"boundary {region} {steps:+d}", (slice(0, 0),) * 3)  # type: ignore[arg-type]
         ch = CHANNEL[region]
         for _ in range(abs(int(steps))):
-            mask = _region(self.labels, region)
+            if self._roi is None:
+                break
+            box = self._roi  # every label outside is 0, every probability 0
+            m = _region(self.labels[box], region)
             t = self.thresholds[region]
-            box = _bbox(mask, 3, self.shape) if mask.any() else None
-            if box is None:
+            if not m.any():
                 break
             p = self.prob[(ch, *box)]
-            m = mask[box]
             if steps < 0:
                 layer = int((m & ~ndimage.binary_erosion(m)).sum())
-                values = np.unique(p[m & (p < 1)])
-                if not len(values):
+                cand = p[m & (p < 1)]
+                if not cand.size:
                     break
-                below = np.cumsum(np.bincount(np.searchsorted(values, p[m & (p < 1)]), minlength=len(values)))
-                t16 = values[min(int(np.searchsorted(below, layer)), len(values) - 1)]  # about `layer` voxels leave
+                t16 = _ranked(cand, layer, lowest=True)  # about `layer` voxels leave (p <= t16)
             else:
                 layer = int((ndimage.binary_dilation(m) & ~m).sum())
-                values = np.unique(p[~m & (p > 0) & (p <= t)])[::-1]
-                if not len(values):
+                cand = p[~m & (p > 0) & (p <= t)]
+                if not cand.size:
                     break
-                above = np.cumsum(np.bincount(len(values) - 1 - np.searchsorted(values[::-1], p[~m & (p > 0) & (p <= t)]),
-                                              minlength=len(values)))
-                v = values[min(int(np.searchsorted(above, layer)), len(values) - 1)]
-                t16 = np.nextafter(np.float16(v), np.float16(0))  # about `layer` voxels join
+                t16 = np.nextafter(_ranked(cand, layer, lowest=False), np.float16(0))  # about `layer` join
             self.thresholds[region] = float(np.clip(np.float16(t16), 0, np.nextafter(np.float16(1), np.float16(0))))
-            self.labels = compose(self.prob, self.thresholds)
+            self._recompose()
         return self._commit(step, True, region=region, steps=int(steps), threshold=round(self.thresholds[region], 4))
 
     # ------------------------------------------------------------------------- clicks
@@ -390,7 +410,9 @@ class TumourEditor:
                 depth_map = ndimage.distance_transform_edt(~mask, sampling=self.spacing)
                 crossed = s_full & ~mask
                 depth = float(depth_map[crossed].max()) if crossed.any() else 0.0
-                band = ~mask & near & _band(p, crossed, depth_map, depth, slack, positive=True)
+                touches = float(depth_map[s_full].min()) <= 1.01 * max(self.spacing)  # starts at the outline
+                band = ~mask & near & _band(p, crossed, depth_map, depth, slack, positive=True) if touches \
+                    else np.zeros_like(mask)  # away from the region: only the stroke itself
             else:
                 band = np.zeros_like(mask)
             change = _touching_mask(band | (s_full & ~mask), s_full)
@@ -509,6 +531,21 @@ class TumourEditor:
 
 # ----------------------------------------------------------------------------- helpers
 _NAMES = {"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}
+
+
+def _ranked(values: np.ndarray, count: int, lowest: bool) -> np.float16:
+    """The float16 value with `count` of `values` (non-negative float16) at or below it (lowest) or
+    at or above it; the extreme value when there are fewer. A histogram of the bit patterns (which
+    order non-negative float16 values) makes it linear in the number of values."""
+    counts = np.bincount(np.ascontiguousarray(values, np.float16).view(np.uint16), minlength=1)
+    present = np.flatnonzero(counts)
+    if lowest:
+        i = int(np.searchsorted(np.cumsum(counts), max(count, 1)))
+        i = min(i, int(present[-1]))
+    else:
+        j = int(np.searchsorted(np.cumsum(counts[::-1]), max(count, 1)))
+        i = max(len(counts) - 1 - j, int(present[0]))
+    return np.array([i], np.uint16).view(np.float16)[0]
 
 
 def _band(p: np.ndarray, crossed: np.ndarray, depth_map: np.ndarray, depth: float, slack: float,

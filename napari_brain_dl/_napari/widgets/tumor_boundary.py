@@ -1,0 +1,316 @@
+"""Refine a tumour labels layer: tighter / looser per region, clicks, scribbles, box, lasso; one history.
+
+The panel edits the followed tumour layer (the automatic "tumor" result, whose region
+probabilities `remember` keeps, or a labels layer started from nothing) through
+`core.tasks.tumor_edit.TumourEditor`:
+
+- Tighter / Looser per region (WT, TC, ET) re-threshold the stored probabilities: no network.
+- Tools draw on the "tumor prompts" Shapes layer: a path is a scribble (Remove ticked: a
+  negative one), a rectangle a box, a polygon a lasso; Click adds positive clicks (left) or
+  negative ones (right / Shift + left) through the click model.
+- napari's own paint / fill / erase on the layer become steps of the same history, so Undo /
+  Redo here step back through every kind of interaction.
+
+Model work (clicks, whole-tumour strokes, boxes) runs off the UI thread; a prompt made while
+one runs is refused with a sentence (nothing queued, nothing lost). Bad prompts (outside the
+scan, a lasso of fewer than three points, a box of zero size) give one sentence in the status
+line and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import napari.viewer
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
+
+from ...core.volume import Volume
+from ..layers import GEOMETRY, layer_volume, same_layer, volume_to_layer_data
+from . import is_cancelled, run_task
+from .tumor_clicks import TUMOR_KIND, display_to_voxel
+
+PROMPTS_LAYER = "tumor prompts"
+EDIT_LAYER = "tumor (edited)"
+REGIONS = (("WT", "whole tumour"), ("TC", "tumour core"), ("ET", "enhancing"))
+TOOLS = ("off", "click", "scribble", "box", "lasso")
+_MODES = {"scribble": "add_path", "box": "add_rectangle", "lasso": "add_polygon"}
+_PROBABILITIES: dict[int, tuple[np.ndarray, dict[str, float]]] = {}
+
+
+def remember(layer: Any, probabilities: np.ndarray | None, thresholds: dict[str, float] | None) -> None:
+    """Keep the automatic result's probabilities for `layer` (used when the panel edits it)."""
+    if probabilities is not None:
+        _PROBABILITIES[id(layer)] = (probabilities, dict(thresholds or {}))
+
+
+class TumourEditPanel(Container):
+    """Boundary buttons, prompt tools, Undo / Redo and a status line.
+
+    `exam` returns ``(flair_layer, flair, t1c)`` (Volumes on their source grids; t1c may be
+    None: clicks and model-aided strokes then say they need it) or raises ValueError with a
+    sentence; `target` returns the tumour labels layer to edit, or None (start from nothing).
+    Tests may set ``synchronous`` and ``segmenter_factory(flair, t1c)``.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, exam: Callable[[], tuple[Any, Volume, Volume | None]],
+                 target: Callable[[], Any], on_change: Callable[[Any], None] | None = None) -> None:
+        super().__init__(labels=False, layout="vertical")
+        self._viewer, self._exam, self._target, self._on_change = viewer, exam, target, on_change
+        self.synchronous = False
+        self.device = "auto"
+        self.segmenter_factory: Callable[[Volume, Volume], Any] | None = None
+        self.editor: Any = None
+        self.layer: Any = None
+        self._flair_layer: Any = None
+        self._busy = False
+        self._painting = False
+        rows = []
+        for region, name in REGIONS:
+            tighter = PushButton(text=f"{region} tighter", tooltip=f"Move the {name} outline in by about a voxel")
+            looser = PushButton(text=f"{region} looser", tooltip=f"Move the {name} outline out by about a voxel")
+            tighter.changed.connect(lambda *_, r=region: self.boundary(r, -1))
+            looser.changed.connect(lambda *_, r=region: self.boundary(r, +1))
+            rows.append(Container(layout="horizontal", labels=False, widgets=[tighter, looser]))
+        self.tool = ComboBox(label="Tool", choices=list(TOOLS), value="off")
+        self.region = ComboBox(label="Region", choices=[(f"{n} ({r})", r) for r, n in REGIONS], value="WT")
+        self.remove = CheckBox(text="Remove (negative stroke / lasso)", value=False)
+        self.undo_button = PushButton(text="Undo", enabled=False, tooltip="Undo the last edit of any kind")
+        self.redo_button = PushButton(text="Redo", enabled=False)
+        self.status = Label(value="Refine the tumour: boundary buttons or a tool.")
+        tools = Container(layout="horizontal", labels=False, widgets=[self.tool, self.region])
+        history = Container(layout="horizontal", labels=False, widgets=[self.undo_button, self.redo_button])
+        self.extend([*rows, tools, self.remove, history, self.status])
+        self.tool.changed.connect(self._tool_changed)
+        self.undo_button.changed.connect(self.undo)
+        self.redo_button.changed.connect(self.redo)
+
+    # -- session ----------------------------------------------------------------------------------
+    def _ensure(self) -> bool:
+        """Make (or keep) the editor for the current exam and tumour layer; False with a sentence."""
+        try:
+            flair_layer, flair, t1c = self._exam()
+        except ValueError as exc:
+            self.status.value = str(exc)
+            return False
+        target = self._target()
+        if target is not None and target.metadata.get(TUMOR_KIND) != "brats":
+            target = None  # a whole-tumour click mask is not a BraTS map: start an edited copy
+        if self.editor is not None and same_layer(flair_layer, self._flair_layer) and (
+                target is None or same_layer(target, self.layer)):
+            return True
+        from ...core.tasks.tumor_edit import TumourEditor
+
+        factory = self.segmenter_factory
+        segmenter = (lambda: factory(flair, t1c)) if factory and t1c is not None else None
+        try:
+            if target is not None:
+                prob, thresholds = _PROBABILITIES.get(id(target), (None, {}))
+                self.editor = TumourEditor(flair, t1c, labels=layer_volume(target), probabilities=prob,
+                                           thresholds=thresholds or None, segmenter=segmenter, device=self.device)
+                self.layer = target
+            else:
+                self.editor = TumourEditor(flair, t1c, segmenter=segmenter, device=self.device)
+                self.layer = self._new_layer(flair_layer)
+        except ValueError as exc:
+            self.status.value = str(exc)
+            return False
+        self._flair_layer = flair_layer
+        self.layer.events.paint.connect(self._painted)
+        return True
+
+    def _new_layer(self, ref: Any) -> Any:
+        meta = {GEOMETRY: dict(ref.metadata.get(GEOMETRY, {})), TUMOR_KIND: "brats",
+                "provenance": {"task": "tumour editing", "started_from": "nothing"}}
+        return self._viewer.add_labels(np.zeros(ref.data.shape, np.uint8), name=EDIT_LAYER, scale=ref.scale,
+                                       translate=ref.translate, metadata=meta, opacity=0.5)
+
+    def reset(self) -> None:
+        """Forget the editor (another exam or tumour layer)."""
+        if self.layer is not None:
+            try:
+                self.layer.events.paint.disconnect(self._painted)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+        self.editor, self.layer, self._flair_layer = None, None, None
+        self._update_buttons()
+
+    # -- interactions -----------------------------------------------------------------------------
+    def boundary(self, region: str, steps: int) -> None:
+        """One step tighter (-1) or looser (+1) for a region: instant, no network pass."""
+        self._run(lambda ed: ed.boundary(region, steps), f"{region} {'looser' if steps > 0 else 'tighter'}")
+
+    def click(self, data_point: Any, positive: bool) -> bool:
+        """A click at a FLAIR layer data point; False (and a sentence) when outside the scan."""
+        if not self._ensure():
+            return False
+        voxel = display_to_voxel(self._flair_layer, data_point)
+        if voxel is None:
+            self.status.value = "That click is outside the scan; click on the image."
+            return False
+        self._run(lambda ed: ed.click(voxel, positive), f"{'positive' if positive else 'negative'} click")
+        return True
+
+    def apply_shape(self, kind: str, data_points: Any) -> bool:
+        """A scribble (path), box (rectangle corners) or lasso (polygon) in FLAIR layer data points."""
+        if not self._ensure():
+            return False
+        from ...core.tasks.tumor_prompts import parse_prompt
+
+        pts = [self._to_voxel(p) for p in np.asarray(data_points, float).reshape(-1, 3)]
+        if kind == "box" and len(pts) >= 2:  # a rectangle's four corners: two opposite ones
+            arr = np.asarray(pts)
+            pts = [arr.min(0).tolist(), arr.max(0).tolist()]
+        item = {"kind": kind, "sign": not bool(self.remove.value), "points": pts, "region": self.region.value,
+                "radius_mm": 1.0}
+        try:
+            prompt = parse_prompt(item, self.editor.shape, self.editor.flair.affine)
+        except ValueError as exc:
+            self.status.value = str(exc)
+            return False
+        self._run(lambda ed: ed.prompt(prompt), f"{kind} ({prompt.region})")
+        return True
+
+    def _to_voxel(self, point: np.ndarray) -> list[float]:
+        """Layer data point -> voxel index of FLAIR's array (may lie outside: the check says so)."""
+        from .tumor_clicks import _orientation
+
+        transform, shape = _orientation(self._flair_layer)
+        out = []
+        for axis, (new_axis, flip) in enumerate(transform):
+            value = float(point[-3:][int(new_axis)])
+            out.append(shape[axis] - 1 - value if flip < 0 else value)
+        return out
+
+    def undo(self, *_: Any) -> None:
+        """Undo the last edit (boundary, prompt or paint)."""
+        if self.editor is not None and not self._busy and self.editor.undo():
+            self._show("Undone.")
+
+    def redo(self, *_: Any) -> None:
+        """Redo the last undone edit."""
+        if self.editor is not None and not self._busy and self.editor.redo():
+            self._show("Redone.")
+
+    def _painted(self, *_: Any) -> None:
+        """napari paint / fill / erase on the edited layer: one step of the shared history."""
+        if self._painting or self.editor is None or self._busy:
+            return
+        labels = np.asarray(layer_volume(self.layer).data)
+        try:
+            self.editor.apply_labels(labels, "paint")
+        except ValueError as exc:  # a label outside 0-3 painted: put the last good map back
+            self.status.value = str(exc)
+        self._show("Painted." if self.editor.can_undo else "")
+
+    def _run(self, action: Callable[[Any], Any], what: str) -> None:
+        if self._busy:
+            self.status.value = "Busy with the previous edit; try again in a moment."
+            return
+        if not self._ensure():
+            return
+        editor = self.editor
+        self._busy = True
+        self._update_buttons()
+        self.status.value = f"{what}..."
+
+        def work(progress: Any, cancel: Any, notify: Any) -> Any:
+            return editor, action(editor)
+
+        def done(result: tuple[Any, dict[str, Any]]) -> None:
+            self._busy = False
+            if result[0] is not self.editor:  # the exam changed meanwhile
+                self._update_buttons()
+                return
+            entry = result[1]
+            self._show(f"{what}: {entry.get('changed', 'outline moved')} voxels changed."
+                       if "changed" in entry else f"{what} done.")
+
+        def error(exc: BaseException) -> None:
+            self._busy = False
+            self.status.value = "Cancelled." if is_cancelled(exc) else str(exc)
+            self._update_buttons()
+
+        run_task(work, on_done=done, on_progress=lambda d, t, s: None, on_error=error,
+                 synchronous=self.synchronous)
+
+    def _show(self, text: str) -> None:
+        """Put the editor's labels into the layer (in place) and say what happened."""
+        data = np.asarray(volume_to_layer_data(self.editor.volume(), "labels")[0])
+        self._painting = True
+        try:
+            self.layer.data[...] = data
+            self.layer.metadata["provenance"] = {**self.layer.metadata.get("provenance", {}),
+                                                 "edits": self.editor.volume().meta["provenance"]}
+            self.layer.refresh()
+        finally:
+            self._painting = False
+        if self._on_change is not None:
+            self._on_change(self.layer)
+        if text:
+            wt = int((self.editor.labels > 0).sum())
+            self.status.value = f"{text} Whole tumour {wt * self.editor.flair.voxel_volume_ml:.1f} mL."
+        self._update_buttons()
+
+    # -- tools ------------------------------------------------------------------------------------
+    @property
+    def shapes(self) -> Any:
+        """The "tumor prompts" Shapes layer (created on first use)."""
+        if PROMPTS_LAYER not in self._viewer.layers:
+            ref = self._flair_layer
+            layer = self._viewer.add_shapes(ndim=3, name=PROMPTS_LAYER, scale=ref.scale, translate=ref.translate,
+                                            edge_width=1, edge_color="yellow", face_color=[0, 0, 0, 0])
+            layer.events.data.connect(self._shape_added)
+        return self._viewer.layers[PROMPTS_LAYER]
+
+    def _tool_changed(self, tool: str) -> None:
+        callbacks = self._viewer.mouse_drag_callbacks
+        if self._on_mouse in callbacks:
+            callbacks.remove(self._on_mouse)
+        if tool == "off":
+            return
+        if not self._ensure():
+            self.tool.value = "off"
+            return
+        if tool == "click":
+            callbacks.append(self._on_mouse)
+            self.status.value = "Click on the tumour (left) or outside it (right / Shift+left)."
+            return
+        shapes = self.shapes
+        shapes.mode = _MODES[tool]
+        self._viewer.layers.selection.active = shapes
+        self.status.value = {"scribble": "Draw a stroke across the part to add (or, with Remove, to remove).",
+                             "box": "Drag a box around the tumour on one slice.",
+                             "lasso": "Click the outline of the region on one slice; double-click to close."}[tool]
+
+    def _shape_added(self, event: Any) -> None:
+        if getattr(event, "action", "added") not in ("added", None) or not len(self.shapes.data):
+            return
+        kind = {"path": "scribble", "rectangle": "box", "polygon": "lasso"}.get(self.shapes.shape_type[-1])
+        points = np.asarray(self.shapes.data[-1])
+        self.shapes.events.data.disconnect(self._shape_added)
+        try:
+            self.shapes.data = []  # the prompt is applied; the drawing goes
+        finally:
+            self.shapes.events.data.connect(self._shape_added)
+        if kind is not None:
+            self.apply_shape(kind, points)
+
+    def _on_mouse(self, viewer: Any, event: Any) -> Any:
+        """Viewer mouse callback (click tool): a click, not a drag, edits the tumour."""
+        start = np.asarray(getattr(event, "pos", (0, 0)), float)
+        yield
+        while event.type == "mouse_move":
+            if np.abs(np.asarray(getattr(event, "pos", start), float) - start).max() > 3:
+                return
+            yield
+        if event.button not in (1, 2) or self._flair_layer is None:
+            return
+        positive = event.button == 1 and "Shift" not in {str(m) for m in event.modifiers}
+        self.click(self._flair_layer.world_to_data(event.position), positive)
+
+    def _update_buttons(self) -> None:
+        ed = self.editor
+        self.undo_button.enabled = bool(ed is not None and ed.can_undo and not self._busy)
+        self.redo_button.enabled = bool(ed is not None and ed.can_redo and not self._busy)

@@ -1,0 +1,102 @@
+"""The Refine panel: boundary buttons, lasso / box / scribble tools, paint, one undo / redo history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from napari_brain_dl._napari.layers import volume_to_layer_data
+from napari_brain_dl._napari.widgets.tumor_boundary import TumourEditPanel, remember
+from napari_brain_dl._napari.widgets.tumor_clicks import TUMOR_KIND, voxel_to_display
+from napari_brain_dl.core.tasks.tumor_edit import compose
+from napari_brain_dl.core.volume import Volume
+
+SHAPE = (48, 48, 40)
+
+
+def _ball(r: float, centre=(24, 24, 20)) -> np.ndarray:
+    g = np.ogrid[tuple(slice(0, s) for s in SHAPE)]
+    return sum((a - c) ** 2 for a, c in zip(g, centre, strict=True)) <= r * r
+
+
+def _setup(viewer: Any) -> tuple[TumourEditPanel, Any, np.ndarray, Volume]:
+    from napari.layers import Layer
+
+    flair = Volume(np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
+                   np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    dist = ndimage.distance_transform_edt(~_ball(12)) - ndimage.distance_transform_edt(_ball(12))
+    prob = np.stack([_ball(6) * 0.9, 1 / (1 + np.exp(dist)), (_ball(6) & ~_ball(3)) * 0.8]).astype(np.float16)
+    labels = compose(prob, {"TC": .5, "WT": .5, "ET": .5})
+    image = viewer.add_layer(Layer.create(*volume_to_layer_data(flair, "image", name="flair")))
+    tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
+        flair.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
+    remember(tumor, prob, {"TC": .5, "WT": .5, "ET": .5})
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: tumor)
+    panel.synchronous = True
+    return panel, tumor, labels, flair
+
+
+def _voxels(layer: Any) -> np.ndarray:
+    from napari_brain_dl._napari.layers import layer_volume
+
+    return np.asarray(layer_volume(layer).data)
+
+
+def test_boundary_lasso_paint_share_one_history(viewer: Any) -> None:
+    panel, tumor, labels, _ = _setup(viewer)
+    states = [labels.copy()]
+    panel.boundary("WT", -1)
+    assert (_voxels(tumor) > 0).sum() < (labels > 0).sum() and panel.undo_button.enabled
+    states.append(_voxels(tumor).copy())
+    square = [[16, 16, 20], [16, 30, 20], [30, 30, 20], [30, 16, 20]]
+    image = viewer.layers["flair"]
+    assert panel.apply_shape("lasso", [voxel_to_display(image, v) for v in square])
+    plane = _voxels(tumor)[:, :, 20] > 0
+    want = np.zeros(SHAPE[:2], bool)
+    want[16:31, 16:31] = True
+    assert np.array_equal(plane, want)
+    states.append(_voxels(tumor).copy())
+    data = tumor.data.copy()  # napari paint: set a few voxels and emit the paint event
+    tumor.data[:3, :3, :3] = 2
+    tumor.events.paint(value=[])
+    assert not np.array_equal(tumor.data, data)
+    states.append(_voxels(tumor).copy())
+    for want_state in states[-2::-1]:
+        panel.undo()
+        assert np.array_equal(_voxels(tumor), want_state)
+    assert not panel.undo_button.enabled and panel.redo_button.enabled
+    panel.redo()
+    assert np.array_equal(_voxels(tumor), states[1])
+
+
+def test_bad_prompts_are_one_sentence_and_change_nothing(viewer: Any) -> None:
+    panel, tumor, labels, _ = _setup(viewer)
+    image = viewer.layers["flair"]
+    assert not panel.apply_shape("lasso", [voxel_to_display(image, v) for v in ([5, 5, 20], [9, 5, 20])])
+    assert "at least three points" in panel.status.value
+    assert not panel.apply_shape("box", [voxel_to_display(image, [5, 5, 20])] * 4)
+    assert "zero size" in panel.status.value
+    assert not panel.apply_shape("scribble", [np.array([-30.0, 5, 5]), np.array([-20.0, 5, 5])])
+    assert "outside the scan" in panel.status.value
+    panel.remove.value = True
+    panel.apply_shape("scribble", [voxel_to_display(image, [2, 2, 2])])
+    assert "does not cross" in panel.status.value
+    assert np.array_equal(_voxels(tumor), labels) and not panel.undo_button.enabled
+    assert not panel.click(np.array([-50.0, 0.0, 0.0]), True) and "outside" in panel.status.value
+
+
+def test_drawn_shapes_become_prompts_and_keep_sub_regions(viewer: Any) -> None:
+    panel, tumor, labels, _ = _setup(viewer)
+    image = viewer.layers["flair"]
+    panel.tool.value = "box"
+    shapes = viewer.layers["tumor prompts"]
+    corners = np.array([voxel_to_display(image, v) for v in ([8, 24, 20], [8, 40, 20], [40, 40, 20], [40, 24, 20])])
+    shapes.add_rectangles(corners)
+    assert len(shapes.data) == 0  # applied, the drawing cleared
+    plane = _voxels(tumor)[:, :, 20]
+    assert plane.any() and not (plane[:, :24] > 0).any()
+    kept = plane > 0
+    assert np.array_equal(plane[kept], labels[:, :, 20][kept])  # core and enhancing kept
+    panel.tool.value = "off"
