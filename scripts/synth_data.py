@@ -56,6 +56,7 @@ class Subject:
     tumour: np.ndarray
     paths: dict[str, Path] = field(default_factory=dict)
     label_path: Path | None = None
+    affine: np.ndarray = field(default_factory=lambda: np.eye(4))
 
     @property
     def brain(self) -> np.ndarray:
@@ -78,6 +79,7 @@ def load_subject(name: str, crop: bool = True) -> Subject:
     """Load and normalise one subject; `crop` keeps the head's bounding box (+4 voxels)."""
     files, label_file = paths(name)
     images = {c: normalise(read(files[c])) for c in CONTRASTS if c in files}
+    affine = nib.load(str(next(iter(files.values())))).affine
     tumour = read(label_file) > 0 if label_file else np.zeros(next(iter(images.values())).shape, bool)
     if crop:
         fg = np.any([v != 0 for v in images.values()], axis=0)
@@ -86,7 +88,9 @@ def load_subject(name: str, crop: bool = True) -> Subject:
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
         images = {c: np.ascontiguousarray(v[box]) for c, v in images.items()}
         tumour = np.ascontiguousarray(tumour[box])
-    return Subject(name, images, tumour, files, label_file)
+        affine = affine.copy()
+        affine[:3, 3] = affine[:3, :3] @ lo + affine[:3, 3]  # the crop's own grid, same space
+    return Subject(name, images, tumour, files, label_file, affine)
 
 
 def contrasts_of(name: str) -> list[str]:

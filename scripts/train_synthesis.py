@@ -39,7 +39,8 @@ import synth_data as sd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from napari_brain_dl.core.models.synthnet import CONTRASTS, IN_CHANNELS, TARGETS  # noqa: E402
+from napari_brain_dl.core.models.synthnet import BASE_SOURCE, CONTRASTS, IN_CHANNELS, TARGETS  # noqa: E402
+from napari_brain_dl.core.tasks.synthesize import match_quantiles  # noqa: E402
 from napari_brain_dl.core.models.unet import UNet3D  # noqa: E402
 
 FEATURES = (8, 16, 32, 64)
@@ -49,8 +50,13 @@ MODEL_ID = "synth-mri"
 class Sampler:
     """Patches with a random input subset: (input (8, P, P, P), target (3, P, P, P), weight (3, P, P, P))."""
 
-    def __init__(self, subjects: list[sd.Subject], size: int, rng: np.random.Generator) -> None:
-        self.subjects, self.size, self.rng = subjects, size, rng
+    def __init__(self, subjects: list[sd.Subject], size: int, rng: np.random.Generator,
+                 reference: dict[str, list[float]] | None = None) -> None:
+        self.subjects, self.size, self.rng, self.reference = subjects, size, rng, reference
+        # residual: every source histogram-matched onto every other target's reference (float16)
+        self.matched = [{(c, t): match_quantiles(x, x != 0, reference[t]).astype(np.float16)
+                         for c, x in s.images.items() for t in TARGETS if t != c} if reference else {}
+                        for s in subjects]
         self.brain = [np.argwhere(s.brain).astype(np.int32) for s in subjects]
         self.tumour = [np.argwhere(s.tumour & s.brain).astype(np.int32) for s in subjects]
         w = np.array([2.0 if len(s.images) == 4 else 1.0 for s in subjects])
@@ -76,7 +82,8 @@ class Sampler:
         sl = tuple(slice(int(a), int(a) + size) for a in start)
         have = [c for c in CONTRASTS if c in s.images]
         keep, targets = self.subset(have)
-        x = np.zeros((IN_CHANNELS, size, size, size), np.float32)
+        extra = len(TARGETS) if self.reference else 0
+        x = np.zeros((IN_CHANNELS + extra, size, size, size), np.float32)
         y = np.zeros((len(TARGETS), size, size, size), np.float32)
         w = np.zeros_like(y)
         brain = s.brain[sl]
@@ -88,6 +95,10 @@ class Sampler:
                 patch = patch * rng.uniform(0.9, 1.1) + rng.uniform(-0.1, 0.1) * (patch != 0)
             x[(j, *dst)] = patch
             x[len(CONTRASTS) + j] = 1.0
+        for k, t in enumerate(TARGETS if extra else ()):  # the histogram-matched base of each target
+            src = next((c for c in BASE_SOURCE[t] if c in keep), None)
+            if t not in keep and src is not None:
+                x[(IN_CHANNELS + k, *dst)] = self.matched[i][(src, t)][sl]
         for c in targets:
             k = TARGETS.index(c)
             y[(k, *dst)] = s.images[c][sl]
@@ -99,16 +110,26 @@ class Sampler:
 
 
 def train(subjects: list[sd.Subject], *, minutes: float, steps: int, patch: int, batch: int,
-          seed: int, lr: float = 2e-3, log: Any = print) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train one network; returns the EMA network (eval mode) and run facts."""
+          seed: int, lr: float = 2e-3, residual: bool = False,
+          log: Any = print) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train one network; returns the EMA network (eval mode) and run facts.
+
+    With `residual` the network gets the histogram-matched base images as 3 more inputs, its
+    output is added to them, and its last layer starts at zero (it starts as histogram matching).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = UNet3D(IN_CHANNELS, len(TARGETS), FEATURES)
+    reference = reference_quantiles(subjects) if residual else None
+    extra = len(TARGETS) if residual else 0
+    net = UNet3D(IN_CHANNELS + extra, len(TARGETS), FEATURES)
+    if residual:
+        torch.nn.init.zeros_(net.head.weight)
+        torch.nn.init.zeros_(net.head.bias)
     ema = copy.deepcopy(net)
     for q in ema.parameters():
         q.requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sample = Sampler(subjects, patch, rng)
+    sample = Sampler(subjects, patch, rng, reference)
     t0, step, running = time.time(), 0, None
     budget = minutes * 60.0
     while step < steps:
@@ -120,7 +141,7 @@ def train(subjects: list[sd.Subject], *, minutes: float, steps: int, patch: int,
             g["lr"] = lr * max(scale, 0.02)
         xs, ys, ws = zip(*(sample() for _ in range(batch)), strict=True)
         x, y, w = (torch.from_numpy(np.stack(a)) for a in (xs, ys, ws))
-        pred = net(x)
+        pred = net(x) + (x[:, IN_CHANNELS:] if residual else 0.0)
         loss = (torch.abs(pred - y) * w).sum() / w.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -139,7 +160,7 @@ def train(subjects: list[sd.Subject], *, minutes: float, steps: int, patch: int,
                 f"{(time.time() - t0) / 60:.1f} min")
     ema.eval()
     info = {"steps": step, "minutes": round((time.time() - t0) / 60, 1), "final_loss": round(running or 0, 4),
-            "patch": patch, "batch": batch, "seed": seed, "features": list(FEATURES)}
+            "patch": patch, "batch": batch, "seed": seed, "features": list(FEATURES), "residual": residual}
     return ema, info
 
 
@@ -189,11 +210,12 @@ def write_card(out: Path, info: dict[str, Any], subjects: list[sd.Subject], comm
             "reference_quantiles": reference_quantiles(subjects),
         },
         "aliases": ["synth-flair-from-t1c", "synth-t2-from-t1"],
-        "architecture": {"type": "project", "name": "unet", "in_channels": IN_CHANNELS,
-                         "out_channels": len(TARGETS), "features": list(FEATURES)},
+        "architecture": {"type": "project", "name": "unet",
+                         "in_channels": IN_CHANNELS + (len(TARGETS) if info["residual"] else 0),
+                         "out_channels": len(TARGETS), "features": list(FEATURES), "residual": info["residual"]},
         "weights": {"file": f"{MODEL_ID}.safetensors", "sha256": info["sha256"], "format": "safetensors"},
         "trusted": True,
-        "inference": {"mode": "whole", "crop": "head", "flips": True},
+        "inference": {"mode": "whole", "crop": "head", "flips": False},
         "license": (
             "Weights trained by this project on BraTS-derived data (brats2015_flair_t1c: CC BY-NC-SA 3.0 CH; "
             "BraTS 2018/2020/2023 and TCGA cases: research use, cite the BraTS papers; brats18_flair_t1_wt "
@@ -209,7 +231,7 @@ def write_card(out: Path, info: dict[str, Any], subjects: list[sd.Subject], comm
     }
     header = (f"# Model card: {card['name']}. Written by scripts/train_synthesis.py; the shipped weights came from:\n"
               f"#   {command}\n")
-    path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110))
+    path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110, default_flow_style=None))
     return path
 
 
@@ -233,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--residual", action="store_true",
+                    help="learn a correction of histogram matching (tried: worse at this budget)")
     ap.add_argument("--holdout", type=int, default=None, help="leave this fold of synth_data.FOLDS out")
     ap.add_argument("--out", type=Path, default=ROOT / "resources" / "models")
     args = ap.parse_args(argv)
@@ -241,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     subjects = [sd.load_subject(n) for n in sd.SUBJECTS if n not in held]
     print(f"training on {len(subjects)} subjects, holding out {held}", flush=True)
     net, info = train(subjects, minutes=args.minutes, steps=args.steps, patch=args.patch, batch=args.batch,
-                      seed=args.seed, log=lambda s: print(s, flush=True))
+                      seed=args.seed, residual=args.residual, log=lambda s: print(s, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
     info["sha256"] = save_weights(net, args.out / f"{MODEL_ID}.safetensors")
     command = "OMP_NUM_THREADS=1 python scripts/train_synthesis.py " + " ".join(argv or sys.argv[1:])

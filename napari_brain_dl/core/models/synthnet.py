@@ -4,6 +4,10 @@ Input channels (8): the four contrasts in `CONTRASTS` order, each z-scored insid
 foreground (`prepost.zscore_foreground`: mean 0, sd 1 over the brain, so raw integers,
 z-scored and float scans of the same exam give the same input), a missing contrast being an
 all-zero image; then four availability flags (1 = present, 0 = missing) as constant images.
+With a residual card (``architecture.residual: true``, 11 input channels) three more channels
+hold, per target, a histogram-matched source (`base_images`: the source closest in appearance,
+its in-brain quantiles mapped onto the target's reference quantiles from the card) and the
+network's output is added to them, so it learns a correction of histogram matching.
 Output channels (3): T1, T2 and FLAIR (`TARGETS`) in z-score units of that contrast inside the
 brain; only the channel of the requested target is used, and only when that target is missing.
 The network is the project's `UNet3D` (card ``architecture: {type: project, name: unet}``),
@@ -17,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +32,7 @@ from .prepost import _foreground, zscore_foreground
 CONTRASTS = ("T1", "T1c", "T2", "FLAIR")
 TARGETS = ("T1", "T2", "FLAIR")
 IN_CHANNELS = 2 * len(CONTRASTS)
+BASE_SOURCE = {"FLAIR": ("T2", "T1", "T1c"), "T2": ("FLAIR", "T1", "T1c"), "T1": ("T1c", "T2", "FLAIR")}
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -49,6 +54,22 @@ def build_input(normalised: Mapping[str, np.ndarray]) -> np.ndarray:
             x[i] = normalised[name]
             x[len(CONTRASTS) + i] = 1.0
     return x
+
+
+def base_images(normalised: Mapping[str, np.ndarray],
+                reference: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """(3, X, Y, Z) histogram-matched base per target (0 where the target itself is present)."""
+    from ..tasks.synthesize import match_quantiles
+
+    shape = next(iter(normalised.values())).shape
+    out = np.zeros((len(TARGETS), *shape), np.float32)
+    for k, target in enumerate(TARGETS):
+        src = next((c for c in BASE_SOURCE[target] if c in normalised), None)
+        if target in normalised or src is None:
+            continue
+        x = normalised[src]
+        out[k] = match_quantiles(x, x != 0, reference[target])
+    return out
 
 
 def head_box(fg: np.ndarray, divisor: int, margin: int = 4) -> tuple[slice, ...]:
@@ -76,6 +97,7 @@ def run_network(
     flips: bool = False,
     device: str | torch.device = "cpu",
     cancel: CancelToken | None = None,
+    reference: Mapping[str, Sequence[float]] | None = None,
 ) -> np.ndarray:
     """The synthetic `target` (z-score units) on the sources' grid; 0 outside the head's box.
 
@@ -86,11 +108,16 @@ def run_network(
         flips: Also run the left-right mirrored input and average (test-time augmentation).
         device: Torch device.
         cancel: Token polled between passes.
+        reference: Target reference quantiles of a residual network (None: plain network).
     """
     if target not in TARGETS:
         raise ValueError(f"The synthesis network makes {', '.join(TARGETS)}, not {target}.")
     x = build_input(normalised)
     fg = np.any(x[: len(CONTRASTS)] != 0, axis=0)
+    base = None
+    if reference is not None:
+        base = base_images(normalised, reference)
+        x = np.concatenate([x, base])
     divisor = int(getattr(net, "divisor", 8))
     box = head_box(fg, divisor)
     crop = x[(slice(None), *box)]
@@ -106,4 +133,4 @@ def run_network(
         pred = 0.5 * (pred + torch.flip(net(mirrored), dims=(2,))[0, channel].float().cpu().numpy())
     out = np.zeros(fg.shape, np.float32)
     out[box] = pred[tuple(slice(0, s.stop - s.start) for s in box)]
-    return out
+    return out + base[channel] if base is not None else out
