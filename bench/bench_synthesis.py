@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         sources = {c: v for c, v in vols.items() if c != target}
         t0 = time.perf_counter()
         steps: list[str] = []
-        syn = synthesize(sources, target, device="cpu", progress=lambda d, t, s: steps.append(s))
+
+        def progress(done: float, total: float, text: str, seen: list[str] = steps) -> None:
+            seen.append(text)
+
+        syn = synthesize(sources, target, device="cpu", progress=progress)
         full = time.perf_counter() - t0
         x = build_input({c: normalise(v.data) for c, v in sources.items()})
         box = head_box(np.any(x[:4] != 0, axis=0), 8)

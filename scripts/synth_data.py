@@ -25,17 +25,31 @@ DATA = Path(os.environ.get("BRAIN_DL_SHARED_DATA", Path(__file__).resolve().pare
 
 _FOUR = {"T1": "t1.nii.gz", "T1c": "t1c.nii.gz", "T2": "t2.nii.gz", "FLAIR": "flair.nii.gz"}
 SUBJECTS: dict[str, tuple[str, dict[str, str], str | None]] = {
-    "brats_gli_00001": ("brats_gli_00001", {"T1": "t1n.nii.gz", "T1c": "t1c.nii.gz", "T2": "t2w.nii.gz",
-                                            "FLAIR": "t2f.nii.gz"}, "seg-BraTS23_1.nii.gz"),
+    "brats_gli_00001": (
+        "brats_gli_00001",
+        {"T1": "t1n.nii.gz", "T1c": "t1c.nii.gz", "T2": "t2w.nii.gz", "FLAIR": "t2f.nii.gz"},
+        "seg-BraTS23_1.nii.gz",
+    ),
     "brats18_tcia05_396_1": ("brats_more/brats18_tcia05_396_1", _FOUR, "seg.nii.gz"),
     "tcga_du_7294": ("brats_more/tcga_du_7294", _FOUR, "seg_algorithmic.nii.gz"),
     "tcga_fg_6692": ("brats_more/tcga_fg_6692", _FOUR, "seg_algorithmic.nii.gz"),
     "brats20_training_001": ("brats_more/brats20_training_001", _FOUR, "seg_algorithmic.nii.gz"),
-    **{f"brats_2013_pat000{i}_1": (f"brats2015_flair_t1c/brats_2013_pat000{i}_1",
-                                    {"T1c": "T1c_subtrMeanDivStd.nii.gz", "FLAIR": "Flair_subtrMeanDivStd.nii.gz"},
-                                    "OTMultiClass.nii.gz") for i in (3, 4, 5, 6)},
-    **{f"brats18_wt_case_{i}": (f"brats18_flair_t1_wt/case_{i}", {"T1": "t1.nii.gz", "FLAIR": "flair.nii.gz"},
-                                "whole_tumor.nii.gz") for i in range(7)},
+    **{
+        f"brats_2013_pat000{i}_1": (
+            f"brats2015_flair_t1c/brats_2013_pat000{i}_1",
+            {"T1c": "T1c_subtrMeanDivStd.nii.gz", "FLAIR": "Flair_subtrMeanDivStd.nii.gz"},
+            "OTMultiClass.nii.gz",
+        )
+        for i in (3, 4, 5, 6)
+    },
+    **{
+        f"brats18_wt_case_{i}": (
+            f"brats18_flair_t1_wt/case_{i}",
+            {"T1": "t1.nii.gz", "FLAIR": "flair.nii.gz"},
+            "whole_tumor.nii.gz",
+        )
+        for i in range(7)
+    },
 }
 # Grouped folds: one four-contrast subject per fold, the others spread so each fold has ~3 subjects.
 FOLDS: list[list[str]] = [

@@ -3,8 +3,8 @@
 
 Shipped weights and card (all 16 subjects of ``scripts/synth_data.py``, one CPU thread):
 
-    OMP_NUM_THREADS=1 python scripts/train_synthesis.py --minutes 12 --seed 0 --threads 1 \
-        --out resources/models
+    OMP_NUM_THREADS=1 python scripts/train_synthesis.py --minutes 8 --patch 32 --batch 4 --seed 0 \
+        --threads 1 --out resources/models
 
 Cross-validation folds (``--holdout K`` leaves fold K of ``synth_data.FOLDS`` out) are trained
 and scored by ``scripts/eval_synthesis.py``, which calls `train` below with the same settings.
@@ -12,6 +12,7 @@ With ``--minutes`` the run stops (and the learning rate decays) by wall time, so
 count and weights depend on the machine's speed.
 
 What it does:
+- the network works on a 2 mm grid (`SPACING`; subjects resampled as at inference);
 - every step draws a subject (four-contrast subjects twice as often), a patch centred in the
   brain (a third of the time in the tumour), random flips and mild per-channel intensity
   changes, and a random non-empty subset of the subject's contrasts as input (as the BraSyn
@@ -40,23 +41,59 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from napari_brain_dl.core.models.synthnet import BASE_SOURCE, CONTRASTS, IN_CHANNELS, TARGETS  # noqa: E402
-from napari_brain_dl.core.tasks.synthesize import match_quantiles  # noqa: E402
 from napari_brain_dl.core.models.unet import UNet3D  # noqa: E402
+from napari_brain_dl.core.tasks.synthesize import match_quantiles  # noqa: E402
 
 FEATURES = (8, 16, 32, 64)
+SPACING = 2.0  # mm: the grid the network sees (4x the context of 1 mm for the same compute per voxel)
+
+
+def coarse(subject: sd.Subject, spacing: float = SPACING) -> sd.Subject:
+    """The subject resampled onto the network's grid exactly as at inference (`prepost.target_grid`)."""
+    from napari_brain_dl.core.models.prepost import target_grid
+
+    if spacing == 1.0:
+        return subject
+    names = list(subject.images)
+    grid = target_grid(subject.brain.shape, subject.affine, {"op": "resample", "spacing": spacing})
+    arr = grid.forward(np.stack([subject.images[n] for n in names]))
+    tum = grid.forward(subject.tumour[None].astype(np.float32))[0] > 0.5
+    return sd.Subject(
+        subject.name,
+        {n: np.ascontiguousarray(a) for n, a in zip(names, arr, strict=True)},
+        tum,
+        subject.paths,
+        subject.label_path,
+        grid.dst_affine,
+    )
+
+
 MODEL_ID = "synth-mri"
 
 
 class Sampler:
     """Patches with a random input subset: (input (8, P, P, P), target (3, P, P, P), weight (3, P, P, P))."""
 
-    def __init__(self, subjects: list[sd.Subject], size: int, rng: np.random.Generator,
-                 reference: dict[str, list[float]] | None = None) -> None:
+    def __init__(
+        self,
+        subjects: list[sd.Subject],
+        size: int,
+        rng: np.random.Generator,
+        reference: dict[str, list[float]] | None = None,
+    ) -> None:
         self.subjects, self.size, self.rng, self.reference = subjects, size, rng, reference
         # residual: every source histogram-matched onto every other target's reference (float16)
-        self.matched = [{(c, t): match_quantiles(x, x != 0, reference[t]).astype(np.float16)
-                         for c, x in s.images.items() for t in TARGETS if t != c} if reference else {}
-                        for s in subjects]
+        self.matched = [
+            {
+                (c, t): match_quantiles(x, x != 0, reference[t]).astype(np.float16)
+                for c, x in s.images.items()
+                for t in TARGETS
+                if t != c
+            }
+            if reference
+            else {}
+            for s in subjects
+        ]
         self.brain = [np.argwhere(s.brain).astype(np.int32) for s in subjects]
         self.tumour = [np.argwhere(s.tumour & s.brain).astype(np.int32) for s in subjects]
         w = np.array([2.0 if len(s.images) == 4 else 1.0 for s in subjects])
@@ -77,8 +114,9 @@ class Sampler:
         pts = self.tumour[i] if len(self.tumour[i]) and rng.random() < 0.33 else self.brain[i]
         centre = pts[rng.integers(len(pts))]
         shape = np.array(s.brain.shape)
-        start = np.clip(centre - size // 2 + rng.integers(-size // 4, size // 4 + 1, 3), 0,
-                        np.maximum(shape - size, 0))
+        start = np.clip(
+            centre - size // 2 + rng.integers(-size // 4, size // 4 + 1, 3), 0, np.maximum(shape - size, 0)
+        )
         sl = tuple(slice(int(a), int(a) + size) for a in start)
         have = [c for c in CONTRASTS if c in s.images]
         keep, targets = self.subset(have)
@@ -109,9 +147,18 @@ class Sampler:
         return np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(w)
 
 
-def train(subjects: list[sd.Subject], *, minutes: float, steps: int, patch: int, batch: int,
-          seed: int, lr: float = 2e-3, residual: bool = False,
-          log: Any = print) -> tuple[torch.nn.Module, dict[str, Any]]:
+def train(
+    subjects: list[sd.Subject],
+    *,
+    minutes: float,
+    steps: int,
+    patch: int,
+    batch: int,
+    seed: int,
+    lr: float = 2e-3,
+    residual: bool = False,
+    log: Any = print,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train one network; returns the EMA network (eval mode) and run facts.
 
     With `residual` the network gets the histogram-matched base images as 3 more inputs, its
@@ -119,6 +166,7 @@ def train(subjects: list[sd.Subject], *, minutes: float, steps: int, patch: int,
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    subjects = [coarse(s) for s in subjects]
     reference = reference_quantiles(subjects) if residual else None
     extra = len(TARGETS) if residual else 0
     net = UNet3D(IN_CHANNELS + extra, len(TARGETS), FEATURES)
@@ -156,11 +204,21 @@ def train(subjects: list[sd.Subject], *, minutes: float, steps: int, patch: int,
         running = value if running is None else 0.98 * running + 0.02 * value
         step += 1
         if step % 50 == 0:
-            log(f"step {step} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} "
-                f"{(time.time() - t0) / 60:.1f} min")
+            log(
+                f"step {step} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"{(time.time() - t0) / 60:.1f} min"
+            )
     ema.eval()
-    info = {"steps": step, "minutes": round((time.time() - t0) / 60, 1), "final_loss": round(running or 0, 4),
-            "patch": patch, "batch": batch, "seed": seed, "features": list(FEATURES), "residual": residual}
+    info = {
+        "steps": step,
+        "minutes": round((time.time() - t0) / 60, 1),
+        "final_loss": round(running or 0, 4),
+        "patch": patch,
+        "batch": batch,
+        "seed": seed,
+        "features": list(FEATURES),
+        "residual": residual,
+    }
     return ema, info
 
 
@@ -185,8 +243,13 @@ def reference_quantiles(subjects: list[sd.Subject]) -> dict[str, list[float]]:
     return out
 
 
-def write_card(out: Path, info: dict[str, Any], subjects: list[sd.Subject], command: str,
-               metrics: dict[str, Any] | None = None) -> Path:
+def write_card(
+    out: Path,
+    info: dict[str, Any],
+    subjects: list[sd.Subject],
+    command: str,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
     """The ``synth-mri`` card next to its weights (metrics kept from an existing card if not given)."""
     path = out / f"{MODEL_ID}.yaml"
     old = yaml.safe_load(path.read_text()) if path.is_file() else {}
@@ -199,38 +262,57 @@ def write_card(out: Path, info: dict[str, Any], subjects: list[sd.Subject], comm
             "skull-stripped, co-registered brain MRI. The result is not an acquired scan: it can hide or "
             "invent lesions. Output intensity scale: z-score of the target contrast inside the brain "
             "(mean 0, sd 1 over brain voxels as in the training scans), the lowest brain value outside "
-            "the sources' foreground. T1c is never synthesised."),
+            "the sources' foreground. T1c is never synthesised."
+        ),
         "inputs": list(CONTRASTS),
-        "spacing": 1.0,
+        "spacing": SPACING,
         "preprocessing": [{"op": "zscore_foreground"}],
         "postprocessing": [],
         "output": {
-            "kind": "image", "targets": list(TARGETS), "synthetic": True,
+            "kind": "image",
+            "targets": list(TARGETS),
+            "synthetic": True,
             "units": "z-score of the target inside the brain",
             "reference_quantiles": reference_quantiles(subjects),
         },
         "aliases": ["synth-flair-from-t1c", "synth-t2-from-t1"],
-        "architecture": {"type": "project", "name": "unet",
-                         "in_channels": IN_CHANNELS + (len(TARGETS) if info["residual"] else 0),
-                         "out_channels": len(TARGETS), "features": list(FEATURES), "residual": info["residual"]},
+        "architecture": {
+            "type": "project",
+            "name": "unet",
+            "in_channels": IN_CHANNELS + (len(TARGETS) if info["residual"] else 0),
+            "out_channels": len(TARGETS),
+            "features": list(FEATURES),
+            "residual": info["residual"],
+        },
         "weights": {"file": f"{MODEL_ID}.safetensors", "sha256": info["sha256"], "format": "safetensors"},
         "trusted": True,
         "inference": {"mode": "whole", "crop": "head", "flips": False},
         "license": (
             "Weights trained by this project on BraTS-derived data (brats2015_flair_t1c: CC BY-NC-SA 3.0 CH; "
             "BraTS 2018/2020/2023 and TCGA cases: research use, cite the BraTS papers; brats18_flair_t1_wt "
-            "via deepvoxnet2). Non-commercial research use only; the project's code licence does not apply."),
+            "via deepvoxnet2). Non-commercial research use only; the project's code licence does not apply."
+        ),
         "intended_use": "Research only: never for diagnosis, never in place of an acquired scan.",
-        "source": (f"Trained by napari-brain-dl: {command} (seed {info['seed']}) on "
-                   f"{'; '.join(s.name for s in subjects)}. {info['steps']} steps (batch {info['batch']} of "
-                   f"{info['patch']}^3 patches at 1 mm), {info['minutes']} minutes on 1 thread of "
-                   f"{sd_cpu()}, no GPU, torch {torch.__version__}."),
-        "training": {"command": command, "seed": info["seed"], "steps": info["steps"],
-                     "minutes": info["minutes"], "subjects": [s.name for s in subjects]},
+        "source": (
+            f"Trained by napari-brain-dl: {command} (seed {info['seed']}) on "
+            f"{'; '.join(s.name for s in subjects)}. {info['steps']} steps (batch {info['batch']} of "
+            f"{info['patch']}^3 patches at {SPACING:g} mm), {info['minutes']} minutes on 1 thread of "
+            f"{sd_cpu()}, no GPU, torch {torch.__version__}."
+        ),
+        "training": {
+            "command": command,
+            "seed": info["seed"],
+            "steps": info["steps"],
+            "minutes": info["minutes"],
+            "subjects": [s.name for s in subjects],
+        },
         "metrics": metrics if metrics is not None else old.get("metrics", {}),
     }
-    header = (f"# Model card: {card['name']}. Written by scripts/train_synthesis.py; the shipped weights came from:\n"
-              f"#   {command}\n")
+    header = (
+        f"# Model card: {card['name']}.\n"
+        "# Written by scripts/train_synthesis.py; the shipped weights came from:\n"
+        f"#   {command}\n"
+    )
     path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110, default_flow_style=None))
     return path
 
@@ -251,12 +333,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=14.0)
     ap.add_argument("--steps", type=int, default=100000)
-    ap.add_argument("--patch", type=int, default=48)
-    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--residual", action="store_true",
-                    help="learn a correction of histogram matching (tried: worse at this budget)")
+    ap.add_argument(
+        "--residual",
+        action="store_true",
+        help="learn a correction of histogram matching (tried: worse at this budget)",
+    )
     ap.add_argument("--holdout", type=int, default=None, help="leave this fold of synth_data.FOLDS out")
     ap.add_argument("--out", type=Path, default=ROOT / "resources" / "models")
     args = ap.parse_args(argv)
@@ -264,8 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     held = sd.FOLDS[args.holdout] if args.holdout is not None else []
     subjects = [sd.load_subject(n) for n in sd.SUBJECTS if n not in held]
     print(f"training on {len(subjects)} subjects, holding out {held}", flush=True)
-    net, info = train(subjects, minutes=args.minutes, steps=args.steps, patch=args.patch, batch=args.batch,
-                      seed=args.seed, residual=args.residual, log=lambda s: print(s, flush=True))
+    net, info = train(
+        subjects,
+        minutes=args.minutes,
+        steps=args.steps,
+        patch=args.patch,
+        batch=args.batch,
+        seed=args.seed,
+        residual=args.residual,
+        log=lambda s: print(s, flush=True),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     info["sha256"] = save_weights(net, args.out / f"{MODEL_ID}.safetensors")
     command = "OMP_NUM_THREADS=1 python scripts/train_synthesis.py " + " ".join(argv or sys.argv[1:])

@@ -11,7 +11,8 @@ network's output is added to them, so it learns a correction of histogram matchi
 Output channels (3): T1, T2 and FLAIR (`TARGETS`) in z-score units of that contrast inside the
 brain; only the channel of the requested target is used, and only when that target is missing.
 The network is the project's `UNet3D` (card ``architecture: {type: project, name: unet}``),
-run on the head's bounding box at 1 mm (the scans' own voxels).
+run on the head's bounding box on a grid of the card's ``spacing`` (2 mm: the normalised
+sources are resampled linearly onto it, the result back onto the scan's own grid).
 
 Example:
     >>> x = build_input({"T1c": np.ones((8, 8, 8), np.float32)})
@@ -98,6 +99,8 @@ def run_network(
     device: str | torch.device = "cpu",
     cancel: CancelToken | None = None,
     reference: Mapping[str, Sequence[float]] | None = None,
+    affine: np.ndarray | None = None,
+    spacing: float | None = None,
 ) -> np.ndarray:
     """The synthetic `target` (z-score units) on the sources' grid; 0 outside the head's box.
 
@@ -109,9 +112,21 @@ def run_network(
         device: Torch device.
         cancel: Token polled between passes.
         reference: Target reference quantiles of a residual network (None: plain network).
+        affine: The sources' voxel-to-world matrix (needed with `spacing`).
+        spacing: Grid (mm) the network runs on; None: the sources' own grid.
     """
     if target not in TARGETS:
         raise ValueError(f"The synthesis network makes {', '.join(TARGETS)}, not {target}.")
+    grid = None
+    if spacing is not None:
+        from .prepost import target_grid
+
+        first = next(iter(normalised.values()))
+        grid = target_grid(first.shape, np.eye(4) if affine is None else affine,
+                           {"op": "resample", "spacing": float(spacing)})
+        names = list(normalised)
+        coarse = grid.forward(np.stack([normalised[n] for n in names]))
+        normalised = dict(zip(names, coarse, strict=True))
     x = build_input(normalised)
     fg = np.any(x[: len(CONTRASTS)] != 0, axis=0)
     base = None
@@ -133,4 +148,5 @@ def run_network(
         pred = 0.5 * (pred + torch.flip(net(mirrored), dims=(2,))[0, channel].float().cpu().numpy())
     out = np.zeros(fg.shape, np.float32)
     out[box] = pred[tuple(slice(0, s.stop - s.start) for s in box)]
-    return out + base[channel] if base is not None else out
+    out = out + base[channel] if base is not None else out
+    return grid.inverse(out[None])[0] if grid is not None else out
