@@ -16,9 +16,13 @@ beside the self-supervised result).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's package, not another install's
 
 
 def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: bool = False) -> None:
