@@ -1,7 +1,12 @@
 """Command-line subcommand ``synthesize``: a missing contrast computed from the ones given.
 
-    napari-brain-dl synthesize [--t1 F] [--t1c F] [--t2 F] [--flair F] --target flair|t2|t1|t1c
+    napari-brain-dl synthesize [--t1 F] [--t1c F] [--t2 F] [--flair F] --target flair|t2|t1
         -o OUT_synthetic.nii.gz [--model auto|NAME|CARD|histogram] [--json J] [--device D] [--overwrite]
+
+The model ``synth-mri`` takes every contrast given (any subset of T1, T1c, T2, FLAIR) and says
+which it used. T1c is never synthesised (refused, exit 3). The output is in z-score units of
+the target inside the brain (see `core.tasks.synthesize.OUTPUT_UNITS`), also stated in the
+NIfTI description's provenance sidecar.
 
 The output lies on the grid of the first contrast flag given on the command line (argv order,
 e.g. ``--t1c a --t1 b`` -> a's grid). It is NIfTI only and its name must end with
@@ -59,11 +64,12 @@ def register(subparsers: Any) -> None:
     )
     for flag, name in FLAGS:
         p.add_argument(f"--{flag}", action=_Ordered, help=f"acquired {name} scan")
-    p.add_argument("--target", required=True, type=_target, help="contrast to synthesise: flair, t2, t1, t1c")
+    p.add_argument("--target", required=True, type=_target,
+                   help="contrast to synthesise: flair, t2 or t1 (t1c is never synthesised)")
     p.add_argument("-o", "--output", required=True,
                    help="NIfTI file to write, name ending _synthetic (pat_flair_synthetic.nii.gz)")
     p.add_argument("--model", default="auto",
-                   help="auto (best own model, else histogram), a model id or card, or histogram (baseline)")
+                   help="auto (synth-mri, else histogram), a model id or card, or histogram (baseline)")
     p.add_argument("--json", help="write provenance (with \"synthetic\": true) as JSON here")
     add_device_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -76,9 +82,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     from .core.progress import stderr_progress
     from .core.provenance import record_cli_outputs, sidecar_path
     from .core.synthetic import check_synthetic_path, save_synthetic
-    from .core.tasks.synthesize import synthesize
+    from .core.tasks.synthesize import check_target, synthesize
 
     try:
+        check_target(args.target)
         out = check_synthetic_path(args.output)
         if out.exists() and not args.overwrite:
             raise FileExistsError(f"{out} already exists; pass --overwrite to replace it.")
@@ -110,6 +117,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
             "target": result.target,
             "sources": result.sources,
             "method": result.method,
+            "units": result.provenance.get("units"),
             "output_grid": f"{names[order[0]]} ({getattr(args, order[0])})",
             "notes": result.notes,
             "provenance": result.provenance,
@@ -121,5 +129,6 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     except _bad_input_errors() as exc:
         return _fail(_sentence(exc))
     flush_warnings()
-    print(f"{out}: {report['description']} (synthetic, not an acquired scan)")
+    print(f"{out}: {report['description']} (synthetic, not an acquired scan; "
+          f"used {', '.join(result.sources)})")
     return 0

@@ -5,8 +5,11 @@ Run under a virtual display (napari's canvas needs a real GL context)::
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_synthesis.py \
         ../shared/data docs/screenshots
 
-Writes synthesize.png (held-out brats_2013_pat0006_1: T1c, the real FLAIR and the synthetic
-FLAIR side by side) and super_resolve.png (chris_PD, 2.4 mm slices, coronal view: B-spline
+        [--model-dir /tmp/synth_cv/fold0 --only-synthesis]
+
+Writes synthesize.png (brats_gli_00001, held out by CV fold 0, with that fold's model given by
+--model-dir: FLAIR synthesised from T1, T1c and T2, beside the real FLAIR, T1c and T2, on the
+tumour's centre slice) and super_resolve.png (chris_PD, 2.4 mm slices, coronal view: B-spline
 beside the self-supervised result).
 """
 
@@ -18,12 +21,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's package, not another install's
 
 
-def main(data: Path, out: Path) -> None:
-    """Open each case, run the widget(s), screenshot the whole window."""
+def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: bool = False) -> None:
+    """Open each case, run the widget(s), screenshot the whole window.
+
+    `model_dir`: a folder holding a ``synth-mri`` card and weights (a CV fold's) used instead of the
+    shipped ones, through a temporary copy of the resources folder.
+    """
     os.environ.setdefault("NAPARI_BRAIN_DL_HOME", tempfile.mkdtemp())
+    if model_dir is not None:
+        import shutil
+
+        from napari_brain_dl.core.resources import resources_dir
+
+        res = Path(tempfile.mkdtemp()) / "resources"
+        shutil.copytree(resources_dir(), res)
+        for f in ("synth-mri.yaml", "synth-mri.safetensors"):
+            shutil.copy(model_dir / f, res / "models" / f)
+        os.environ["NAPARI_BRAIN_DL_RESOURCES"] = str(res)
     import napari
     from napari.layers import Layer
     from qtpy.QtWidgets import QApplication
@@ -32,7 +50,7 @@ def main(data: Path, out: Path) -> None:
     from napari_brain_dl._napari.reader import read_paths
     from napari_brain_dl._napari.widgets.display_controls import DisplayControls
     from napari_brain_dl._napari.widgets.super_resolve import SuperResolveWidget
-    from napari_brain_dl._napari.widgets.synthesize import SynthesizeWidget
+    from napari_brain_dl._napari.widgets.synthesize import SynthesizeWidget, focus_point, show_side_by_side
 
     app = QApplication.instance() or QApplication([])
 
@@ -60,24 +78,28 @@ def main(data: Path, out: Path) -> None:
         print(f"{type(widget).__name__}: {seconds:.0f} s; {widget.status.value}")  # type: ignore[attr-defined]
 
     out.mkdir(parents=True, exist_ok=True)
-    case = data / "brats2015_flair_t1c" / "brats_2013_pat0006_1"
-    scans = [case / "T1c_subtrMeanDivStd.nii.gz", case / "Flair_subtrMeanDivStd.nii.gz"]
+    case = data / "brats_gli_00001"  # held out by CV fold 0: that fold's model never saw it
+    scans = [case / f"{n}.nii.gz" for n in ("t1n", "t1c", "t2w", "t2f", "seg-BraTS23_1")]
     viewer = viewer_with("Synthesize", scans)
     widget = SynthesizeWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Synthesize", area="right")
+    widget.t1.value, widget.t1c.value, widget.t2.value = "t1n", "t1c", "t2w"
     widget.flair.value, widget.target.value, widget.device.value = "(none)", "FLAIR", "cpu"
+    viewer.layers["seg-BraTS23_1"].visible = False  # only tells where the tumour is
     run(widget)
-    labels = np.asarray(read_paths(str(case / "OTMultiClass.nii.gz"))[0][0])
-    centre = np.argwhere(labels > 0).mean(0)
     layer = viewer.layers["FLAIR (synthetic)"]
-    viewer.dims.set_point(0, float(layer.translate[0] + layer.scale[0] * centre[0]))
-    viewer.layers["Flair_subtrMeanDivStd"].visible = True  # the real FLAIR, for comparison
-    viewer.layers["orientation letters"].visible = False  # no grid cell of its own
-    viewer.layers.move(viewer.layers.index(layer), 0)  # grid order: synthetic, real FLAIR, T1c
-    viewer.reset_view()
+    for other in viewer.layers:  # compare with the real FLAIR and the T1c
+        other.visible = other.name in ("FLAIR (synthetic)", "t2f", "t1c", "t2w")
+    viewer.layers.move(viewer.layers.index(layer), 0)  # grid order: synthetic, real FLAIR, then the rest
+    viewer.layers.move(viewer.layers.index("t2f"), 1)
+    settle(1)
+    show_side_by_side(viewer, layer, focus_point(viewer, layer))  # as the widget does, after the reorder
     settle(2)
     viewer.screenshot(str(out / "synthesize.png"), canvas_only=False)
     viewer.close()
+    if only_synthesis:
+        print(f"saved {out}/synthesize.png")
+        return
 
     viewer = viewer_with("Super-resolve", [data / "niivue_chris" / "chris_PD.nii.gz"])
     controls = DisplayControls(viewer)
@@ -103,4 +125,12 @@ def main(data: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--model-dir", type=Path, default=None, help="a CV fold's synth-mri card + weights")
+    ap.add_argument("--only-synthesis", action="store_true", help="leave super_resolve.png as it is")
+    a = ap.parse_args()
+    main(a.data, a.out, a.model_dir, a.only_synthesis)

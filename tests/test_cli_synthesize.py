@@ -37,15 +37,16 @@ def test_writes_stamped_file_on_first_input_grid(
     code, stdout, err = _run(["--t1", exam["t1"], "--t1c", exam["t1c"], "--target", "FLAIR",
                               "-o", str(out), "--json", str(report)], capsys)
     assert code == 0, err
-    assert "SYNTHETIC FLAIR from T1c" in stdout
+    assert "SYNTHETIC FLAIR from T1+T1c" in stdout and "used T1, T1c" in stdout
     img, first = nib.load(str(out)), nib.load(exam["t1"])  # --t1 came first: its (RAS) grid
     assert img.shape == first.shape and np.array_equal(img.affine, first.affine)
-    assert img.header["descrip"].tobytes().startswith(b"SYNTHETIC FLAIR from T1c by synth-flair-from-t1c")
+    assert img.header["descrip"].tobytes().rstrip(b"\0") == (
+        b"SYNTHETIC FLAIR from T1+T1c by synth-mri, units: brain z-score")
     assert img.header["intent_name"].tobytes().rstrip(b"\0") == b"SYNTHETIC"
     data = json.loads(report.read_text())
-    assert data["synthetic"] is True and data["method"] == "synth-flair-from-t1c"
+    assert data["synthetic"] is True and data["method"] == "synth-mri" and "z-score" in data["units"]
     assert data["provenance"]["weights_sha256"] and data["provenance"]["synthetic"] is True
-    assert data["sources"] == ["T1c"] and data["output_grid"].startswith("T1 ")
+    assert data["sources"] == ["T1", "T1c"] and data["output_grid"].startswith("T1 ")
     sidecar = json.loads(Path(f"{out}.json").read_text())
     assert "SYNTHETIC" in json.dumps(sidecar) and '"synthetic": true' in json.dumps(sidecar)
 
@@ -62,14 +63,26 @@ def test_histogram_baseline_and_argv_order(
     assert img.header["descrip"].tobytes().startswith(b"SYNTHETIC T2 from T1 by histogram")
 
 
+def test_former_model_id_still_runs(
+    exam: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "old_synthetic.nii.gz"
+    code, stdout, err = _run(["--t1", exam["t1"], "--target", "t2", "--model", "synth-t2-from-t1",
+                              "-o", str(out)], capsys)
+    assert code == 0, err
+    assert "SYNTHETIC T2 from T1 by synth-mri" in stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--flair", "FLAIR", "--target", "flair", "-o", "x_synthetic.nii.gz"], "already given"),
         (["--t1c", "T1C", "--target", "flair", "-o", "x.nii.gz"], "x_synthetic.nii.gz"),
         (["--t1c", "T1C", "--target", "flair", "-o", "x_synthetic.nrrd"], "NIfTI only"),
-        (["--t1", "T1", "--target", "flair", "--model", "synth-flair-from-t1c", "-o", "x_synthetic.nii.gz"],
-         "needs T1c"),
+        (["--t1", "T1", "--flair", "FLAIR", "--target", "t1c", "-o", "x_synthetic.nii.gz"],
+         "T1c is never synthesised"),
+        (["--t1", "T1", "--target", "flair", "--model", "brats-tumor-seg", "-o", "x_synthetic.nii.gz"],
+         "not a synthesis model"),
         (["--t1c", "FAR", "--t1", "T1", "--target", "flair", "-o", "x_synthetic.nii.gz"], "different parts"),
         (["--t1c", "FLAT", "--target", "flair", "-o", "x_synthetic.nii.gz"], "2D"),
         (["--target", "flair", "-o", "x_synthetic.nii.gz"], "at least one"),

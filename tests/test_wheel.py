@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # pip asks no registry
-SHIPPED = {"brats-tumor-seg", "brats-tumor-click", "tumor-present", "synth-flair-from-t1c"}
+SHIPPED = {"brats-tumor-seg", "brats-tumor-click", "tumor-present", "synth-mri"}
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,41 @@ def test_side_by_side_shows_the_synthetic_image_when_opened_from_the_plugins_men
     widget.run()
     shown = [layer.name for layer in viewer.layers if layer.visible and layer.name != LETTERS_LAYER]
     assert shown == ["t1c", "FLAIR (synthetic)"]
-    assert grid(viewer).enabled and grid(viewer).actual_shape(list(viewer.layers)) == (1, 2)
+    rows, cols = grid(viewer).actual_shape(list(viewer.layers))
+    assert grid(viewer).enabled and rows * cols == 2
+
+
+def test_side_by_side_opens_on_the_brain_centre_zoomed_to_fit(viewer: Any, gli: dict[str, Volume]) -> None:
+    """The slice shown goes through the brain's centre (not the top of the head); panels fill the canvas."""
+    from napari_brain_dl._napari.display import LETTERS_LAYER
+
+    layer = _add(viewer, gli["t1c"])
+    widget = SynthesizeWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Synthesize", area="right")
+    widget.synchronous, widget.method.value = True, "histogram"
+    widget.run()
+    assert "from T1c" in widget.status.value  # the contrasts used are named
+    data = np.asarray(layer.data)
+    centre = np.argwhere(data > 0).mean(0)
+    world = np.asarray(layer.data_to_world(centre))
+    for axis in range(3):
+        if axis not in viewer.dims.displayed:
+            assert abs(viewer.dims.point[axis] - world[axis]) <= 1.0
+    cells = [ly for ly in viewer.layers if ly.name != LETTERS_LAYER]
+    rows, cols = grid(viewer).actual_shape(list(viewer.layers))
+    assert rows * cols >= len([ly for ly in cells if ly.visible])
+    extent = np.asarray(layer.extent.world[1] - layer.extent.world[0])[list(viewer.dims.displayed)]
+    zoom = float(getattr(viewer, "scene", viewer).camera.zoom)
+    height, width = viewer.canvas.size
+    # one panel's field fills the canvas along its limiting side (within the grid's spacing)
+    fill = max(zoom * rows * extent[0] / height, zoom * cols * extent[1] / width)
+    assert fill > 0.8
+
+
+def test_synthesize_offers_no_t1c_target(viewer: Any, gli: dict[str, Volume]) -> None:
+    _add(viewer, gli["t1c"])
+    widget = SynthesizeWidget(viewer)
+    assert "T1c" not in widget.target.choices and set(widget.target.choices) == {"FLAIR", "T2", "T1"}
 
 
 def test_synthesize_refuses_a_present_target_and_synthetic_sources(viewer: Any, gli: dict[str, Volume],

@@ -150,14 +150,15 @@ class SegmentTumorWidget(TaskPanel, Container):
     def _volumes(self) -> dict[str, Any]:
         """Chosen layers as Volumes on their source grids (UI thread); ValueError with a sentence.
 
-        A missing FLAIR or T1c is None here only when the user allowed synthetic contrasts
-        (it is synthesized in the worker); a synthetic layer needs the same consent.
+        A missing FLAIR is None here only when the user allowed synthetic contrasts (it is
+        synthesized in the worker from whatever else is chosen); T1c is never synthesized (without
+        it only the whole tumour is given); a synthetic layer needs the same consent.
         """
         allow = bool(self.allow_synthetic.value)
         chosen = {label: getattr(self, key).value for key, label in CONTRASTS}
         chosen = {label: name if name in self._viewer.layers else None for label, name in chosen.items()}
         missing = [label for label in ("FLAIR", "T1c") if chosen[label] is None]
-        if missing == ["T1c"] and not allow:  # no contrast agent: whole tumour only (the result says why)
+        if missing == ["T1c"]:  # no contrast agent: whole tumour only (the result says why)
             missing = []
         if len(missing) == 2 or (missing and not allow):
             hint = " (or tick 'Allow synthetic contrasts' to synthesize it)" if len(missing) == 1 else ""
@@ -186,7 +187,7 @@ class SegmentTumorWidget(TaskPanel, Container):
 
             progress(0, 1, "Loading the model")
             synthetic = []
-            for label in [name for name in ("FLAIR", "T1c") if volumes[name] is None and allow]:
+            for label in [name for name in ("FLAIR",) if volumes[name] is None and allow]:  # never T1c
                 from ...core.tasks.synthesize import synthesize
 
                 progress(0, 1, f"Synthesizing the missing {label}")

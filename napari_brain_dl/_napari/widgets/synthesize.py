@@ -1,15 +1,17 @@
 """"Synthesize" dock widget: fill a missing MR contrast from the acquired ones.
 
 Choose the acquired contrasts among the viewer's image layers (preselected from their
-names; synthetic layers are never preselected), the contrast to synthesize and the
-method (the project's model for that pair, or histogram matching), then Run:
-`core.tasks.synthesize.synthesize` runs in a worker thread with progress and Cancel.
+names; synthetic layers are never preselected), the contrast to synthesize (T1, T2 or FLAIR:
+T1c is never synthesised) and the method (the project's model ``synth-mri``, which takes
+whichever contrasts are chosen, or histogram matching), then Run:
+`core.tasks.synthesize.synthesize` runs in a worker thread with progress and Cancel, and the
+status line names the contrasts used.
 
 The result can never pass for an acquired scan: its layer is named "... (synthetic)",
 shown in a tinted colour map, carries ``metadata["synthetic"] = True`` with the
 synthesis record, and files saved from it are stamped (name suffix, NIfTI description
 and intent). "Side by side" turns on napari's grid view to compare it with the real
-contrasts.
+contrasts, opened on the tumour's (or else the brain's) centre slice, each panel zoomed to fit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import napari.viewer
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.utils.notifications import show_info
 
@@ -28,6 +31,7 @@ from .task_panel import TaskPanel
 
 NONE = "(none)"
 CONTRASTS = (("t1", "T1"), ("t1c", "T1c"), ("t2", "T2"), ("flair", "FLAIR"))
+TARGETS = ("FLAIR", "T2", "T1")  # T1c is never synthesised
 #: A warm tint that keeps grey-level anatomy readable but never looks like an acquired scan.
 SYNTHETIC_COLORMAP = {"colors": [[0.0, 0.0, 0.0, 1.0], [1.0, 0.55, 0.85, 1.0]], "name": "synthetic (tinted)"}
 
@@ -43,7 +47,7 @@ class SynthesizeWidget(TaskPanel, Container):
     """Synthesize a missing contrast from the viewer's image layers.
 
     Attributes tests may set: ``t1.value``, ``t1c.value``, ``t2.value``, ``flair.value``
-    (layer names or "(none)"), ``target.value`` ("FLAIR", "T2", "T1", "T1c"),
+    (layer names or "(none)"), ``target.value`` ("FLAIR", "T2", "T1"),
     ``method.value``, ``device.value``, ``side_by_side.value``, ``synchronous``;
     ``run()``, ``cancel()``.
     """
@@ -56,7 +60,8 @@ class SynthesizeWidget(TaskPanel, Container):
         self.t1c = ComboBox(label="T1c", choices=self._layer_choices)
         self.t2 = ComboBox(label="T2", choices=self._layer_choices)
         self.flair = ComboBox(label="FLAIR", choices=self._layer_choices)
-        self.target = ComboBox(label="Synthesize", choices=[label for _, label in CONTRASTS], value="FLAIR")
+        self.target = ComboBox(label="Synthesize", choices=list(TARGETS), value="FLAIR",
+                               tooltip="T1c is never synthesised: contrast uptake cannot be inferred")
         self.method = ComboBox(label="Method", choices=self._method_choices)
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
         self.side_by_side = CheckBox(text="Side by side (grid view)", value=True,
@@ -111,7 +116,7 @@ class SynthesizeWidget(TaskPanel, Container):
                          if layer.name in box.choices and layer_contrast(layer) == key
                          and not is_synthetic_layer(layer)]
                 box.value = match[0] if match else NONE
-        missing = [label for _, label in CONTRASTS if label not in self.present()]
+        missing = [label for label in TARGETS if label not in self.present()]
         if self.target.value in self.present() and missing:
             self.target.value = "FLAIR" if "FLAIR" in missing else missing[0]
         self._update_methods()
@@ -159,19 +164,58 @@ class SynthesizeWidget(TaskPanel, Container):
                     "provenance": dict(result.provenance)}
         layer = self._viewer.add_layer(Layer.create(*volume_to_layer_data(
             image, "image", name=image.name, metadata=metadata, **synthetic_layer_kwargs())))
-        if self.side_by_side.value:  # the result beside its sources, one row
-            from ..display import grid
-
+        if self.side_by_side.value:  # the result beside its sources, where there is something to see
             for other in self._viewer.layers:
                 other.visible = same_layer(other, layer) or other.name in self._used
-            view = grid(self._viewer)
-            view.shape, view.enabled = (1, -1), True
-            self._viewer.reset_view()
+            show_side_by_side(self._viewer, layer, focus_point(self._viewer, layer))
         self._viewer.layers.selection.active = layer
         for note in result.notes:
             show_info(note)
-        self._finish(f"{layer.name} made by {result.method} in {result.provenance.get('seconds', 0):.1f} s; "
-                     "it is not an acquired scan.")
+        self._finish(f"{layer.name} made by {result.method} from {', '.join(result.sources)} in "
+                     f"{result.provenance.get('seconds', 0):.1f} s; it is not an acquired scan.")
 
     def _error(self, exc: BaseException) -> None:
         self.task_failed(exc, "The synthesis")
+
+
+def focus_point(viewer: Any, layer: Any) -> np.ndarray:
+    """World point at the centre of a tumour label layer on `layer`'s grid, else of the brain.
+
+    The brain is where `layer` (a synthetic image) is above its background value. Layers are
+    compared by shape and name, never by identity (napari hands plugins proxies).
+    """
+    from napari.layers import Labels
+
+    data = np.asarray(layer.data)
+    mask = None
+    for other in viewer.layers:
+        if isinstance(other, Labels) and other.name != layer.name and np.shape(other.data) == data.shape:
+            labels = np.asarray(other.data)
+            if labels.any():
+                mask = labels > 0
+                break
+    if mask is None:
+        mask = data > data.min()
+    centre = np.argwhere(mask).mean(0) if mask.any() else (np.asarray(data.shape) - 1) / 2
+    return np.asarray(layer.data_to_world(centre), float)
+
+
+def show_side_by_side(viewer: Any, layer: Any, point: np.ndarray) -> None:
+    """Grid view of the visible layers on the slice through `point`, the grid shape chosen so each
+    panel is as large as the canvas allows, then zoomed to fit."""
+    from ..display import LETTERS_LAYER, grid
+
+    shown = [other for other in viewer.layers if other.visible and other.name != LETTERS_LAYER]
+    n = max(len(shown), 1)
+    displayed = list(viewer.dims.displayed)
+    for axis in range(viewer.dims.ndim):
+        if axis not in displayed and axis < len(point):
+            viewer.dims.set_point(axis, float(point[axis]))
+    size = getattr(getattr(viewer, "canvas", None), "size", None)
+    height, width = (size if size is not None and min(size) > 1 else (800, 800))
+    extent = np.asarray(layer.extent.world[1] - layer.extent.world[0], float)[displayed]
+    rows = max(range(1, n + 1), key=lambda r: min(height / (r * extent[0]),
+                                                  width / (-(-n // r) * extent[1])))
+    view = grid(viewer)
+    view.shape, view.enabled = (rows, -1), True
+    viewer.reset_view()

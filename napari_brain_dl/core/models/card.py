@@ -97,6 +97,7 @@ class ModelCard:
     description: str = ""
     trusted: bool = False
     required_inputs: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
     folder: Path | None = None
     weights_path: Path | None = None
     card_path: Path | None = None
@@ -171,6 +172,7 @@ class ModelCard:
             description=str(data.get("description", "")),
             trusted=bool(data.get("trusted", False)),
             required_inputs=[str(i) for i in data.get("required_inputs") or []],
+            aliases=[str(a) for a in data.get("aliases") or []],
             folder=Path(folder).resolve() if folder is not None else None,
         )
         for step in card.preprocessing + card.postprocessing:

@@ -51,6 +51,7 @@ class CardSchema(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="napari-brain-dl model card")
     id: Any = Field(description="stable identifier, e.g. brats-tumor-seg")
+    aliases: list[str] | None = Field(None, description="former ids that still resolve to this model")
     name: Any = Field(description="human readable name")
     task: Task
     inputs: str | list[str] = Field(description="input contrasts in the order the model takes them")

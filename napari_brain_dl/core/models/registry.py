@@ -160,8 +160,12 @@ class Registry:
         Raises:
             KeyError: No such model.
         """
-        for card in self.cards():
+        cards = self.cards()
+        for card in cards:
             if card.id == model_id:
+                return card
+        for card in cards:  # a former id (e.g. synth-flair-from-t1c -> synth-mri)
+            if model_id in card.aliases:
                 return card
         raise KeyError(f"No model called {model_id!r}; known: {', '.join(c.id for c in self.cards())}.")
 

@@ -1,11 +1,16 @@
-"""Synthesis of a missing MR contrast (FLAIR, T2, ...) from the contrasts an exam has.
+"""Synthesis of a missing MR contrast (T1, T2 or FLAIR) from whichever other contrasts an exam has.
 
 Two methods:
-- an own model (card task ``synthesis``, output kind ``image``): a small 3D U-Net trained by
-  ``scripts/train_synthesis.py`` (e.g. ``synth-flair-from-t1c``, ``synth-t2-from-t1``);
-- ``histogram``: no training; the source's in-brain quantiles are mapped onto a reference
-  intensity distribution of the target contrast (101 quantiles of the z-scored target inside
-  the brain over the training cases, stored in the synthesis model's card). A baseline only.
+- the own model ``synth-mri`` (card task ``synthesis``, ``output.targets``): one 3D U-Net that takes
+  any subset of T1, T1c, T2 and FLAIR (`core.models.synthnet`), trained with random input subsets
+  by ``scripts/train_synthesis.py``; its former ids ``synth-flair-from-t1c`` and ``synth-t2-from-t1``
+  resolve to it (card ``aliases``);
+- ``histogram``: no training; one source's in-brain quantiles are mapped onto a reference
+  intensity distribution of the target (101 quantiles stored in the model's card). A baseline only.
+
+Intensity handling: every source is z-scored inside its own foreground first, so raw integers,
+z-scored and float scans of one exam give the same synthetic image. The output scale is documented
+in `OUTPUT_UNITS`. T1c is never synthesised (contrast uptake cannot be inferred).
 
 Every result is marked synthetic (`napari_brain_dl.core.synthetic.mark_synthetic`): its name,
 metadata and every file written from it say so. It can never pass for an acquired scan.
@@ -23,8 +28,15 @@ from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
 
 CONTRASTS = ("T1", "T1c", "T2", "FLAIR")
+TARGETS = ("T1", "T2", "FLAIR")
 HISTOGRAM = "histogram"
 QUANTILES = np.linspace(0.0, 100.0, 101)
+OUTPUT_UNITS = ("z-score of the target contrast inside the brain (mean 0, sd 1 over brain voxels); "
+                "outside the sources' foreground the lowest brain value")
+TRAINING_AXCODES = ("L", "P", "S")
+UNITS_STAMP = ", units: brain z-score"
+# Histogram baseline: the source whose appearance is closest to the target comes first.
+_HISTOGRAM_SOURCE = {"FLAIR": ("T2", "T1", "T1c"), "T2": ("FLAIR", "T1", "T1c"), "T1": ("T1c", "T2", "FLAIR")}
 
 
 @dataclass
@@ -33,8 +45,8 @@ class Synthesis:
 
     Attributes:
         image: The synthetic contrast on the first source's grid, marked synthetic.
-        target: Contrast synthesised ("FLAIR", "T2", ...).
-        sources: Contrasts it was computed from, in the order used.
+        target: Contrast synthesised ("FLAIR", "T2", "T1").
+        sources: Contrasts it was computed from, in the order given.
         method: Model id, or "histogram".
         provenance: Model, weights sha256, inputs, parameters, ``synthetic: True``.
         notes: Sentences for the user (resampled inputs, unused contrasts).
@@ -63,6 +75,19 @@ def canonical(name: str) -> str:
     return aliases[key]
 
 
+def check_target(target: str) -> str:
+    """The canonical target; T1c is refused in one sentence.
+
+    Raises:
+        ValueError: T1c (or an unknown contrast).
+    """
+    target = canonical(target)
+    if target == "T1c":
+        raise ValueError("T1c is never synthesised: contrast uptake cannot be inferred from other "
+                         "scans, so only an acquired T1c can show it.")
+    return target
+
+
 # ------------------------------------------------------------------ histogram baseline (numpy)
 def brain_quantiles(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """101 quantiles (0, 1, ..., 100 %) of `x` inside `mask`, as float64."""
@@ -88,51 +113,59 @@ def match_quantiles(x: np.ndarray, mask: np.ndarray, reference: Iterable[float])
 
 # ------------------------------------------------------------------ models
 def synthesis_cards(target: str | None = None) -> list[Any]:
-    """Available synthesis model cards (task ``synthesis``), optionally only those for `target`."""
+    """Available synthesis model cards (task ``synthesis``), optionally only those making `target`."""
     from ..models.registry import list_models
 
     cards = [c for c in list_models() if c.task == "synthesis" and c.available]
-    return [c for c in cards if target is None or _card_target(c) == canonical(target)]
+    return [c for c in cards if target is None or canonical(target) in card_targets(c)]
 
 
-def _card_target(card: Any) -> str | None:
-    value = card.output.get("target")
-    try:
-        return canonical(value) if value else None
-    except ValueError:
-        return None
-
-
-def _card_inputs(card: Any) -> list[str]:
-    return [canonical(i) for i in card.inputs]
+def card_targets(card: Any) -> list[str]:
+    """Contrasts a synthesis card can make (``output.targets``, or the older ``output.target``)."""
+    values = card.output.get("targets") or ([card.output["target"]] if card.output.get("target") else [])
+    out = []
+    for value in values:
+        try:
+            out.append(canonical(value))
+        except ValueError:
+            continue
+    return out
 
 
 def synthesis_methods(present: Iterable[str], target: str) -> list[str]:
     """Methods that can synthesise `target` from the `present` contrasts, best first.
 
-    Own models whose inputs are all present come first (model ids), then ``"histogram"``
-    when a reference intensity distribution of `target` is known. Empty when `target` is
-    already present. For the widget's drop-down.
+    Own models first (model ids), then ``"histogram"`` when a reference intensity distribution
+    of `target` is known. Empty when `target` is already present, is T1c, or nothing is present.
+    For the widget's drop-down.
 
     Example:
         >>> synthesis_methods(["T1c"], "FLAIR")  # doctest: +SKIP
-        ['synth-flair-from-t1c', 'histogram']
+        ['synth-mri', 'histogram']
     """
     have = {canonical(p) for p in present}
     target = canonical(target)
-    if target in have or not have:
+    if target in have or not have or target == "T1c":
         return []
     cards = synthesis_cards(target)
-    methods = [c.id for c in cards if set(_card_inputs(c)) <= have]
-    if any(c.output.get("reference_quantiles") for c in cards):
+    methods = [c.id for c in cards]
+    if any(_quantiles_of(c, target) for c in cards):
         methods.append(HISTOGRAM)
     return methods
 
 
+def _quantiles_of(card: Any, target: str) -> list[float] | None:
+    ref = card.output.get("reference_quantiles")
+    if isinstance(ref, dict):
+        ref = ref.get(target)
+    return [float(q) for q in ref] if ref else None
+
+
 def _reference(target: str) -> tuple[list[float], Any]:
     for card in synthesis_cards(target):
-        if card.output.get("reference_quantiles"):
-            return [float(q) for q in card.output["reference_quantiles"]], card
+        quantiles = _quantiles_of(card, target)
+        if quantiles:
+            return quantiles, card
     raise ValueError(
         f"No reference intensity distribution of {target} is installed, so the histogram baseline "
         f"cannot synthesise {target}."
@@ -146,40 +179,42 @@ def synthesize(
     *,
     method: str = "auto",
     device: str = "auto",
+    flips: bool | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Synthesis:
-    """Synthesise the missing contrast `target` from the given `sources`; the result is marked synthetic.
+    """Synthesise the missing contrast `target` from whichever `sources` are given; marked synthetic.
 
     The output lies on the grid of the first source given (its shape and affine exactly); other
-    sources are resampled onto it (linear) when they cover the same space. Intensities are in
-    z-score units of the target inside the brain (mean 0, sd 1 over the training brains); outside
-    the source's foreground they hold the lowest value inside it, so the background shows dark.
-    The units of an acquired scan are not recoverable.
+    sources are put onto it (exact reordering, else linear) when they cover the same space. Each
+    source is z-scored inside its own foreground first, so its original scale (raw integers,
+    z-scored, float) does not matter. Output units: `OUTPUT_UNITS`; the units of an acquired scan
+    are not recoverable.
 
     Args:
         sources: {"T1" | "T1c" | "T2" | "FLAIR" (any case): Volume or None}, first one = output grid.
-        target: Contrast to synthesise; must not be among the sources.
-        method: "auto" (best own model for these sources, else histogram), "histogram"
-            (baseline: source quantiles mapped onto a reference distribution), or a model id / card path.
+        target: "T1", "T2" or "FLAIR"; must not be among the sources. T1c is refused.
+        method: "auto" (the own model, else histogram), "histogram" (baseline: one source's quantiles
+            mapped onto a reference distribution), or a model id / card path (former ids resolve).
         device: auto | cpu | cuda | mps.
+        flips: Average with the left-right mirrored pass (None: as the card says).
         progress: ``progress(done, total, text)``.
         cancel: Token polled between steps.
 
     Raises:
-        ValueError: Target already present, no / 2D / empty source, the model's source missing,
+        ValueError: T1c or an unknown target, target already present, no / 2D / empty source,
             sources covering different space, or an unknown method.
         Cancelled: `cancel` was set.
 
     Example:
-        >>> syn = synthesize({"T1c": load("t1c.nii.gz")}, "FLAIR")  # doctest: +SKIP
-        >>> syn.image.name, syn.image.meta["synthetic"], syn.method  # doctest: +SKIP
-        ('FLAIR (synthetic)', True, 'synth-flair-from-t1c')
+        >>> syn = synthesize({"T1c": load("t1c.nii.gz"), "T1": load("t1.nii.gz")}, "FLAIR")  # doctest: +SKIP
+        >>> syn.image.name, syn.image.meta["synthetic"], syn.method, syn.sources  # doctest: +SKIP
+        ('FLAIR (synthetic)', True, 'synth-mri', ['T1c', 'T1'])
     """
     from ..synthetic import mark_synthetic
 
     report = progress or (lambda d, t, s: None)
-    target = canonical(target)
+    target = check_target(target)
     given = [(canonical(k), v) for k, v in sources.items() if v is not None]
     if not given:
         raise ValueError(f"No source contrast was given: synthesising {target} needs at least one scan.")
@@ -193,35 +228,20 @@ def synthesize(
     notes: list[str] = []
     vols = _on_first_grid(given, notes)
     check(cancel)
-    report(0, 3, "choosing the method")
+    report(0, 4, "choosing the method")
     chosen = _choose(method, target, names)
     if chosen == HISTOGRAM:
         quantiles, card = _reference(target)
-        src = next((n for n in _card_inputs(card) if n in vols), names[0])
-        report(1, 3, f"matching the {src} histogram onto {target}")
+        src = next(n for n in (*_HISTOGRAM_SOURCE[target], *names) if n in vols)
+        report(1, 4, f"matching the {src} histogram onto {target}")
         data, fg = _histogram(vols[src], quantiles)
         prov: dict[str, Any] = {"model_id": None, "reference_from": card.id,
                                 "weights_sha256": None, "card_path": str(card.card_path)}
         used = [src]
     else:
-        from ..inference import predict
-
-        card = _card(chosen)
-        used = _card_inputs(card)
-        missing = [n for n in used if n not in vols]
-        if missing:
-            raise ValueError(
-                f"Model {card.id} needs {', '.join(missing)}, which the exam lacks; "
-                f"available methods: {', '.join(synthesis_methods(names, target)) or 'none'}."
-            )
-
-        def step(done: int, total: int, text: str) -> None:
-            report(1 + done / max(total, 1), 3, text)
-
-        pred = predict(card, [vols[n] for n in used], device=device, progress=step, cancel=cancel)
-        fg = _foreground(vols[used[0]])
-        data = np.asarray(pred.primary.data, np.float32)
-        prov = dict(pred.provenance)
+        data, fg, prov = _run_model(chosen, target, vols, names, device, flips, report, cancel)
+        used = list(names)
+        chosen = prov["model_id"]
     check(cancel)
     data = np.where(fg, data, data[fg].min() if fg.any() else 0.0).astype(np.float32)  # dark background
     unused = [n for n in names if n not in used]
@@ -237,12 +257,67 @@ def synthesize(
         "method": chosen,
         "inputs": {n: str(vols[n].meta.get("path", vols[n].name)) for n in used},
         "output_grid": names[0],
-        "units": "z-score of the target inside the brain; its lowest value outside the source's foreground",
+        "units": OUTPUT_UNITS,
     }
     image = mark_synthetic(ref.with_data(data), target=target, sources=used, method=chosen,
                            provenance=provenance)
-    report(3, 3, "done")
+    image.meta["description"] += UNITS_STAMP  # the NIfTI description states the scale (<= 80 chars)
+    report(4, 4, "done")
     return Synthesis(image, target, used, chosen, provenance, notes)
+
+
+def _run_model(spec: str, target: str, vols: dict[str, Volume], names: list[str], device: str,
+               flips: bool | None, report: ProgressCallback,
+               cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The own multi-contrast model on the sources; returns (data, foreground, provenance)."""
+    import time
+
+    from ... import __version__
+    from ..inference import get_model
+    from ..models.synthnet import TARGETS as NET_TARGETS
+    from ..models.synthnet import foreground, normalise, run_network
+    from ..volume import reorient, restore_orientation
+
+    card = _card(spec)
+    if target not in card_targets(card) or target not in NET_TARGETS:
+        raise ValueError(f"Model {card.id} does not synthesise {target}; it makes "
+                         f"{', '.join(card_targets(card)) or 'nothing'}.")
+    t0 = time.perf_counter()
+    report(1, 4, f"loading {card.id}")
+    loaded = get_model(card, device)
+    check(cancel)
+    report(1.5, 4, f"normalising {', '.join(names)}")
+    # the network runs in the training scans' voxel orientation (LPS), exactly reordered and back
+    lps = {n: reorient(vols[n], TRAINING_AXCODES) for n in names}
+    transform = lps[names[0]][1]
+    normalised = {n: normalise(lps[n][0].data) for n in names}
+    fg = np.any([foreground(vols[n].data) for n in names], axis=0)
+    if not any(v.any() for v in normalised.values()):
+        raise ValueError(f"Every source ({', '.join(names)}) is empty or constant: "
+                         "nothing to synthesise from.")
+    check(cancel)
+    use_flips = bool(card.inference.get("flips", False)) if flips is None else bool(flips)
+    report(2, 4, f"synthesising {target} from {', '.join(names)}")
+    reference = None
+    if card.architecture.get("residual"):  # the network corrects histogram matching onto these
+        reference = {t: _quantiles_of(card, t) for t in NET_TARGETS}
+    spacing = float(card.spacing[0]) if card.spacing else None
+    data = run_network(loaded.module, normalised, target, flips=use_flips, device=loaded.device,
+                       cancel=cancel, reference=reference, affine=lps[names[0]][0].affine, spacing=spacing)
+    data = np.ascontiguousarray(restore_orientation(data, transform))
+    prov = {
+        "model_id": card.id,
+        "model_name": card.name,
+        "weights_sha256": loaded.sha256,
+        "card_path": str(card.card_path) if card.card_path else None,
+        "parameters": {"flips": use_flips, "normalisation": "zscore_foreground per source",
+                       "network_spacing_mm": spacing},
+        "package_version": __version__,
+        "device": str(loaded.device),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "intended_use": card.intended_use,
+    }
+    return data, fg, prov
 
 
 def _choose(method: str, target: str, names: list[str]) -> str:
@@ -269,15 +344,16 @@ def _card(spec: str) -> Any:
 
 
 def _foreground(vol: Volume) -> np.ndarray:
-    data = np.nan_to_num(np.asarray(vol.data, np.float32))
-    return data > data.min()
+    from ..models.synthnet import foreground
+
+    return foreground(vol.data)
 
 
 def _histogram(vol: Volume, quantiles: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    from ..models.prepost import zscore_foreground
+    from ..models.synthnet import normalise
 
     fg = _foreground(vol)
-    return match_quantiles(zscore_foreground(np.nan_to_num(vol.data)), fg, quantiles), fg
+    return match_quantiles(normalise(vol.data), fg, quantiles), fg
 
 
 def _on_first_grid(given: list[tuple[str, Volume]], notes: list[str]) -> dict[str, Volume]:
