@@ -24,15 +24,24 @@ def _ball(r: float, centre=(24, 24, 20)) -> np.ndarray:
 def _setup(viewer: Any) -> tuple[TumourEditPanel, Any, np.ndarray, Volume]:
     from napari.layers import Layer
 
-    flair = Volume(np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
-                   np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    flair = Volume(
+        np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
+        np.diag([-1.0, -1.0, 1.0, 1.0]),
+        "flair",
+        {},
+    )
     dist = ndimage.distance_transform_edt(~_ball(12)) - ndimage.distance_transform_edt(_ball(12))
     prob = np.stack([_ball(6) * 0.9, 1 / (1 + np.exp(dist)), (_ball(6) & ~_ball(3)) * 0.8]).astype(np.float16)
-    labels = compose(prob, {"TC": .5, "WT": .5, "ET": .5})
+    labels = compose(prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5})
     image = viewer.add_layer(Layer.create(*volume_to_layer_data(flair, "image", name="flair")))
-    tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
-        flair.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
-    remember(tumor, prob, {"TC": .5, "WT": .5, "ET": .5})
+    tumor = viewer.add_layer(
+        Layer.create(
+            *volume_to_layer_data(
+                flair.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"}
+            )
+        )
+    )
+    remember(tumor, prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5})
     panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: tumor)
     panel.synchronous = True
     return panel, tumor, labels, flair
@@ -92,7 +101,9 @@ def test_drawn_shapes_become_prompts_and_keep_sub_regions(viewer: Any) -> None:
     image = viewer.layers["flair"]
     panel.tool.value = "box"
     shapes = viewer.layers["tumor prompts"]
-    corners = np.array([voxel_to_display(image, v) for v in ([8, 24, 20], [8, 40, 20], [40, 40, 20], [40, 24, 20])])
+    corners = np.array(
+        [voxel_to_display(image, v) for v in ([8, 24, 20], [8, 40, 20], [40, 40, 20], [40, 24, 20])]
+    )
     shapes.add_rectangles(corners)
     assert len(shapes.data) == 0  # applied, the drawing cleared
     plane = _voxels(tumor)[:, :, 20]
