@@ -280,10 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=None, help="folder for the automatic results (outside the repository)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
+    ap.add_argument("--replot", default=None, help="only draw --plot from this JSON of an earlier run")
     ap.add_argument(
         "--threads", type=int, default=0, help="click model threads (0: the default, all cores but one)"
     )
     args = ap.parse_args(argv)
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
+        return 0
     import torch
 
     torch.set_num_threads(max(1, args.threads or (os.cpu_count() or 2)))
@@ -342,29 +346,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Dice against interactions: one panel per region, a line per case and start."""
+    """Dice against interactions: one panel per region, a line per case, start and user.
+
+    Core and enhancing tumour are drawn from the automatic result only (from nothing there are none).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    colours = {"brats_2013_pat0006_1": "tab:blue", "brats18_tcia05_396_1": "tab:red"}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
     for ax, region in zip(axes, ("WT", "TC", "ET"), strict=True):
         for name, starts in report["cases"].items():
+            short = "pat0006" if name.startswith("brats_2013") else "tcia05_396"
             for start, rows in starts.items():
+                if region != "WT" and "nothing" in start:
+                    continue
                 ax.plot(
                     range(len(rows)),
                     [r[region] for r in rows],
-                    ms=3,
+                    color=colours.get(name, "k"),
+                    ms=4,
                     ls="--" if "nothing" in start else "-",
                     marker="o" if "lasso" in start else "s",
-                    label=f"{name.split('_')[2] if name.startswith('brats_2013') else 'tcia05_396'} {start}",
+                    alpha=0.85,
+                    label=f"{short} {start}",
                 )
-        ax.set_title(region)
+        ax.set_title({"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}[region])
         ax.set_xlabel("interactions")
+        ax.set_ylim(0.55 if region != "WT" else 0.8, 0.96)
         ax.grid(alpha=0.3)
+    axes[0].axhline(0.90, color="grey", lw=0.8)
+    axes[0].axhline(0.93, color="grey", lw=0.8)
     axes[0].set_ylabel("Dice vs expert")
-    axes[0].set_ylim(0, 1)
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
