@@ -190,3 +190,27 @@ def test_initial_labels_on_another_grid_are_refused(
     )
     err = capsys.readouterr().err.strip()
     assert code == 3 and "not on the exam's grid" in err and out.read_bytes() == b"keep", err
+
+
+def test_init_auto_refines_the_automatic_result(exam: dict[str, str], tmp_path: Path) -> None:
+    from skimage import measure
+
+    from napari_brain_dl.core.tasks.tumor_prompts import polygon_mask
+
+    ref = _ref(exam)
+    k = int(np.argmax((ref == 3).sum(axis=(0, 1))))
+    contour = max(measure.find_contours((ref[:, :, k] == 3).astype(float), 0.5), key=len)[::2]
+    pfile = tmp_path / "p.json"
+    pfile.write_text(json.dumps({"prompts": [
+        {"kind": "lasso", "region": "ET", "points": [[x, y, k] for x, y in contour.tolist()]}]}))
+    out, js = tmp_path / "labels.nii.gz", tmp_path / "labels.json"
+    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--init", "auto",
+                 "--prompts", str(pfile), "-o", str(out), "--json", str(js), "--device", "cpu"])
+    assert code == 0
+    labels = np.asarray(io.load(out).data).astype(np.uint8)
+    assert set(np.unique(labels).tolist()) == {0, 1, 2, 3}
+    assert np.array_equal(labels[:, :, k] == 3, polygon_mask(contour, labels.shape[:2]))
+    report = json.loads(js.read_text())
+    assert report["provenance"]["initial_labels"] == "automatic"
+    assert report["provenance"]["automatic"]["model_id"] == "brats-tumor-seg"
+    assert report["measurements"]["tumor_core_ml"] > report["measurements"]["enhancing_ml"] > 0
