@@ -111,3 +111,34 @@ def test_drawn_shapes_become_prompts_and_keep_sub_regions(viewer: Any) -> None:
     kept = plane > 0
     assert np.array_equal(plane[kept], labels[:, :, 20][kept])  # core and enhancing kept
     panel.tool.value = "off"
+
+
+def test_segment_tumour_result_is_refined_with_its_probabilities(
+    viewer: Any, data_dir: Any, rule_card: str, tmp_path: Any
+) -> None:
+    from napari.layers import Layer
+
+    from napari_brain_dl._napari.layers import GEOMETRY
+    from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
+    from napari_brain_dl.core import io
+
+    folder = data_dir / "brats_gli_00001"
+    for name in ("t2f", "t1c"):
+        layer = viewer.add_layer(Layer.create(*volume_to_layer_data(io.load(folder / f"{name}.nii.gz"))))
+        layer.metadata[GEOMETRY]["source_meta"]["path"] = str(tmp_path / f"{name}.nii.gz")  # autosave here
+    widget = SegmentTumorWidget(viewer)
+    widget.synchronous = True
+    widget.device.value = "cpu"
+    widget.add_model(rule_card)
+    widget.run()
+    tumor = viewer.layers["tumor"]
+    before = _voxels(tumor).copy()
+    assert set(np.unique(before).tolist()) >= {0, 2}
+    widget.edits.boundary("WT", -1)
+    after = _voxels(tumor)
+    assert 0 < (after > 0).sum() < (before > 0).sum()  # re-thresholded, no network pass
+    kept = after > 0
+    assert np.array_equal(after[kept], before[kept])  # sub-regions kept
+    assert widget.results.layer is tumor and "Whole tumour" in widget.edits.status.value
+    widget.edits.undo()
+    assert np.array_equal(_voxels(tumor), before)
