@@ -142,3 +142,31 @@ def test_segment_tumour_result_is_refined_with_its_probabilities(
     assert widget.results.layer is tumor and "Whole tumour" in widget.edits.status.value
     widget.edits.undo()
     assert np.array_equal(_voxels(tumor), before)
+
+
+def test_a_click_mask_is_refined_as_an_edited_copy(viewer: Any) -> None:
+    from napari.layers import Layer
+
+    from napari_brain_dl._napari.widgets.tumor_boundary import EDIT_LAYER
+
+    flair = Volume(np.zeros(SHAPE, np.float32) + 1, np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    image = viewer.add_layer(Layer.create(*volume_to_layer_data(flair, "image", name="flair")))
+    mask = viewer.add_layer(
+        Layer.create(
+            *volume_to_layer_data(
+                flair.with_data(_ball(10).astype(np.uint8)),
+                "labels",
+                name="tumor (clicks)",
+                metadata={TUMOR_KIND: "whole"},
+            )
+        )
+    )
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: mask)
+    panel.synchronous = True
+    panel.boundary("WT", -1)
+    edited = viewer.layers[EDIT_LAYER]
+    got = _voxels(edited)
+    assert set(np.unique(got).tolist()) == {0, 2} and 0 < (got > 0).sum() < _ball(10).sum()
+    assert np.array_equal(_voxels(mask) > 0, _ball(10))  # the click mask itself is untouched
+    panel.undo()
+    assert np.array_equal(_voxels(edited) > 0, _ball(10))

@@ -1,7 +1,8 @@
 """Refine a tumour labels layer: tighter / looser per region, clicks, scribbles, box, lasso; one history.
 
 The panel edits the followed tumour layer (the automatic "tumor" result, whose region
-probabilities `remember` keeps, or a labels layer started from nothing) through
+probabilities `remember` keeps), or a "tumor (edited)" labels layer started from the click
+mode's whole-tumour mask or from nothing, through
 `core.tasks.tumor_edit.TumourEditor`:
 
 - Tighter / Looser per region (WT, TC, ET) re-threshold the stored probabilities: no network.
@@ -72,6 +73,7 @@ class TumourEditPanel(Container):
         self._flair_layer: Any = None
         self._busy = False
         self._painting = False
+        self._copied: Any = None  # (layer id, mask bits) of the click mask an edited copy started from
         rows = []
         for region, name in REGIONS:
             tighter = PushButton(
@@ -105,8 +107,15 @@ class TumourEditPanel(Container):
             self.status.value = str(exc)
             return False
         target = self._target()
+        start = None
         if target is not None and target.metadata.get(TUMOR_KIND) != "brats":
-            target = None  # a whole-tumour click mask is not a BraTS map: start an edited copy
+            # a whole-tumour click mask: an edited BraTS copy starts from it (label 2 = whole tumour)
+            start = np.where(np.asarray(layer_volume(target).data) > 0, 2, 0).astype(np.uint8)
+            key = (id(target), np.packbits(start > 0).tobytes())
+            if self.editor is not None and key == self._copied and same_layer(flair_layer, self._flair_layer):
+                return True  # still editing the copy of this mask
+            self._copied, target = key, None
+            self.editor = None
         if (
             self.editor is not None
             and same_layer(flair_layer, self._flair_layer)
@@ -131,8 +140,10 @@ class TumourEditPanel(Container):
                 )
                 self.layer = target
             else:
-                self.editor = TumourEditor(flair, t1c, segmenter=segmenter, device=self.device)
+                self.editor = TumourEditor(flair, t1c, labels=start, segmenter=segmenter, device=self.device)
                 self.layer = self._new_layer(flair_layer)
+                if start is not None:
+                    self.layer.data[...] = np.asarray(volume_to_layer_data(self.editor.volume(), "labels")[0])
         except ValueError as exc:
             self.status.value = str(exc)
             return False
@@ -160,7 +171,7 @@ class TumourEditPanel(Container):
         if self.layer is not None:
             with contextlib.suppress(TypeError, ValueError, RuntimeError):
                 self.layer.events.paint.disconnect(self._painted)
-        self.editor, self.layer, self._flair_layer = None, None, None
+        self.editor, self.layer, self._flair_layer, self._copied = None, None, None, None
         self._update_buttons()
 
     # -- interactions -----------------------------------------------------------------------------
