@@ -211,9 +211,8 @@ def simulate(
     """
     rows: list[dict[str, Any]] = [{"kind": "start", **scores(editor.labels, ref), "seconds": 0.0}]
     avoid: dict[str, list[tuple[int, int, int]]] = {r: [] for r in regions}
-    boundary = {
-        r: (_imbalance(_region(editor.labels, r), _region(ref, r)) if use_boundary else 0) for r in regions
-    }
+    # None: not judged yet
+    boundary: dict[str, int | None] = dict.fromkeys(regions, None if use_boundary else 0)
 
     def run(kind: str, call: Any, region: str) -> None:
         t0 = time.perf_counter()
@@ -233,6 +232,10 @@ def simulate(
         if not errors[region]:
             break
         before = rows[-1][region]
+        if (
+            boundary[region] is None and _region(editor.labels, region).any()
+        ):  # judged once there is an outline
+            boundary[region] = _imbalance(_region(editor.labels, region), _region(ref, region))
         if boundary[region]:
             run(
                 f"boundary {region} {boundary[region]:+d}",
