@@ -60,8 +60,12 @@ def load_case(data: Path, name: str) -> tuple[list[Any], np.ndarray]:
     """[FLAIR, T1c, T1, T2] Volumes (None when absent) and expert labels in BraTS 2023 values."""
     if name.startswith("brats_2013"):
         folder = data / "brats2015_flair_t1c" / name
-        vols = [io.load(folder / "Flair_subtrMeanDivStd.nii.gz"), io.load(folder / "T1c_subtrMeanDivStd.nii.gz"),
-                None, None]
+        vols = [
+            io.load(folder / "Flair_subtrMeanDivStd.nii.gz"),
+            io.load(folder / "T1c_subtrMeanDivStd.nii.gz"),
+            None,
+            None,
+        ]
         raw = np.rint(np.asarray(io.load(folder / "OTMultiClass.nii.gz").data)).astype(np.int64)
         return vols, np.array([0, 1, 2, 1, 3], np.uint8)[raw]
     folder = data / "brats_more" / name
@@ -100,8 +104,14 @@ def _largest(err: np.ndarray) -> tuple[int, np.ndarray]:
     return int(sizes[k]), lab == k
 
 
-def next_action(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], region: str = "WT",
-                avoid: list[tuple[int, int, int]] | None = None, tool: str = "strokes") -> dict[str, Any] | None:
+def next_action(
+    pred: np.ndarray,
+    ref: np.ndarray,
+    spacing: tuple[float, ...],
+    region: str = "WT",
+    avoid: list[tuple[int, int, int]] | None = None,
+    tool: str = "strokes",
+) -> dict[str, Any] | None:
     """The simulated user's next click or scribble on one region's error (module docstring).
 
     Error components holding a voxel in `avoid` (where an undone interaction was) are skipped.
@@ -143,12 +153,18 @@ def next_action(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], r
     o = idx[:, e[0], e[1]]  # nearest voxel across the outline
     start = np.array([o[0], o[1], k]) + [b.start for b in box]
     end = np.array([e[0], e[1], k]) + [b.start for b in box]
-    return {"kind": "scribble", "points": [start.tolist(), end.tolist()], "positive": positive,
-            "voxel": tuple(int(v) for v in end), "region": region}
+    return {
+        "kind": "scribble",
+        "points": [start.tolist(), end.tolist()],
+        "positive": positive,
+        "voxel": tuple(int(v) for v in end),
+        "region": region,
+    }
 
 
-def lasso_action(pred: np.ndarray, ref: np.ndarray, region: str,
-                 avoid: list[tuple[int, int, int]] | None = None) -> dict[str, Any] | None:
+def lasso_action(
+    pred: np.ndarray, ref: np.ndarray, region: str, avoid: list[tuple[int, int, int]] | None = None
+) -> dict[str, Any] | None:
     """A lasso along the largest reference outline on the axial slice with the most wrong voxels.
 
     Slices of `avoid` (where an undone lasso was drawn) are skipped.
@@ -164,8 +180,13 @@ def lasso_action(pred: np.ndarray, ref: np.ndarray, region: str,
         if len(contour) < 6:
             continue
         pts = [[float(x), float(y), float(k)] for x, y in contour[::2]]
-        return {"kind": "lasso", "points": pts, "positive": True, "voxel": (int(pts[0][0]), int(pts[0][1]), int(k)),
-                "region": region}
+        return {
+            "kind": "lasso",
+            "points": pts,
+            "positive": True,
+            "voxel": (int(pts[0][0]), int(pts[0][1]), int(k)),
+            "region": region,
+        }
     return None
 
 
@@ -174,8 +195,14 @@ def _imbalance(pred: np.ndarray, ref: np.ndarray) -> int:
     return -1 if extra > 2 * miss else (1 if miss > 2 * extra else 0)
 
 
-def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bool,
-             regions: tuple[str, ...] = ("WT", "TC", "ET"), tool: str = "strokes") -> list[dict[str, Any]]:
+def simulate(
+    editor: TumourEditor,
+    ref: np.ndarray,
+    steps: int,
+    use_boundary: bool,
+    regions: tuple[str, ...] = ("WT", "TC", "ET"),
+    tool: str = "strokes",
+) -> list[dict[str, Any]]:
     """Run the simulated user; one row per interaction: kind, region, Dice per region, seconds.
 
     Each interaction goes to the region (of `regions`) with the most wrong voxels; a region
@@ -184,14 +211,20 @@ def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bo
     """
     rows: list[dict[str, Any]] = [{"kind": "start", **scores(editor.labels, ref), "seconds": 0.0}]
     avoid: dict[str, list[tuple[int, int, int]]] = {r: [] for r in regions}
-    boundary = {r: (_imbalance(_region(editor.labels, r), _region(ref, r)) if use_boundary else 0)
-                for r in regions}
+    # None: not judged yet
+    boundary: dict[str, int | None] = dict.fromkeys(regions, None if use_boundary else 0)
 
     def run(kind: str, call: Any, region: str) -> None:
         t0 = time.perf_counter()
         call()
-        rows.append({"kind": kind, "region": region, **scores(editor.labels, ref),
-                     "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "kind": kind,
+                "region": region,
+                **scores(editor.labels, ref),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
 
     while len(rows) <= steps:
         errors = {r: int((_region(editor.labels, r) ^ _region(ref, r)).sum()) for r in regions}
@@ -199,26 +232,40 @@ def simulate(editor: TumourEditor, ref: np.ndarray, steps: int, use_boundary: bo
         if not errors[region]:
             break
         before = rows[-1][region]
+        if (
+            boundary[region] is None and _region(editor.labels, region).any()
+        ):  # judged once there is an outline
+            boundary[region] = _imbalance(_region(editor.labels, region), _region(ref, region))
         if boundary[region]:
-            run(f"boundary {region} {boundary[region]:+d}", lambda: editor.boundary(region, boundary[region]), region)
+            run(
+                f"boundary {region} {boundary[region]:+d}",
+                lambda r=region: editor.boundary(r, boundary[r]),
+                region,
+            )
             if rows[-1][region] <= before:
                 boundary[region] = 0
                 if len(rows) <= steps:
                     run("undo", editor.undo, region)
             continue
-        act = next_action(_region(editor.labels, region), _region(ref, region), editor.spacing, region,
-                          avoid[region], tool)
+        act = next_action(
+            _region(editor.labels, region), _region(ref, region), editor.spacing, region, avoid[region], tool
+        )
         if act is None:
             break
         name = f"{act['kind']} {region} {'+' if act['positive'] else '-'}"
         try:
             if act["kind"] == "click":
-                run(name, lambda: editor.click(act["voxel"], act["positive"]), region)
+                run(name, lambda a=act: editor.click(a["voxel"], a["positive"]), region)
             elif act["kind"] == "lasso":
-                run(name, lambda: editor.lasso(act["points"], region=region, axis=2), region)
+                run(name, lambda a=act, r=region: editor.lasso(a["points"], region=r, axis=2), region)
             else:
-                run(name, lambda: editor.scribble(act["points"], act["positive"], region=region, radius_mm=0.5),
-                    region)
+                run(
+                    name,
+                    lambda a=act, r=region: editor.scribble(
+                        a["points"], a["positive"], region=r, radius_mm=0.5
+                    ),
+                    region,
+                )
         except ValueError as exc:
             print("  skipped:", exc, flush=True)
             avoid[region].append(tuple(int(v) for v in act["voxel"]))
@@ -236,9 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=None, help="folder for the automatic results (outside the repository)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
-    ap.add_argument("--threads", type=int, default=0,
-                    help="click model threads (0: the default, all cores but one)")
+    ap.add_argument("--replot", default=None, help="only draw --plot from this JSON of an earlier run")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="click model threads (0: the default, all cores but one)"
+    )
     args = ap.parse_args(argv)
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
+        return 0
     import torch
 
     torch.set_num_threads(max(1, args.threads or (os.cpu_count() or 2)))
@@ -251,28 +303,44 @@ def main(argv: list[str] | None = None) -> int:
         labels, prob = automatic(vols, name, Path(args.cache) if args.cache else None)
         seg = ClickSegmenter(vols[0], vols[1], device="cpu", threads=args.threads or None)
         report["cases"][name] = {}
-        protocols = (("automatic", ("WT",), "strokes"), ("nothing", ("WT",), "strokes"),
-                     ("automatic", ("WT", "TC", "ET"), "lasso"), ("nothing", ("WT",), "lasso"))
+        protocols = (
+            ("automatic", ("WT",), "strokes"),
+            ("nothing", ("WT",), "strokes"),
+            ("automatic", ("WT", "TC", "ET"), "lasso"),
+            ("nothing", ("WT",), "lasso"),
+        )
         for start, regions, tool in protocols:
             if start == "automatic":
                 ed = TumourEditor(vols[0], vols[1], labels=labels, probabilities=prob, segmenter=seg)
             else:
                 ed = TumourEditor(vols[0], vols[1], segmenter=seg)
-            rows = simulate(ed, ref, args.steps, use_boundary=start == "automatic", regions=regions, tool=tool)
+            rows = simulate(
+                ed, ref, args.steps, use_boundary=start == "automatic", regions=regions, tool=tool
+            )
             key = f"from {start}, {'clicks+scribbles' if tool == 'strokes' else 'lassos'}"
             report["cases"][name][key] = rows
             for r in rows[1:]:
                 timings.setdefault(r["kind"].split()[0], []).append(r["seconds"])
             for region in ("WT", "TC", "ET"):
-                print(f"{name:22s} {key:34s} {region}: " + " ".join(f"{r[region]:.3f}" for r in rows), flush=True)
+                print(
+                    f"{name:22s} {key:34s} {region}: " + " ".join(f"{r[region]:.3f}" for r in rows),
+                    flush=True,
+                )
             print(f"{'':22s} {'':34s} steps: " + ", ".join(r["kind"] for r in rows[1:]), flush=True)
     report["seconds"] = {
-        k: {"n": len(v), "median": round(statistics.median(v), 3),
-            "p95": round(float(np.percentile(v, 95)), 3), "max": round(max(v), 3)}
+        k: {
+            "n": len(v),
+            "median": round(statistics.median(v), 3),
+            "p95": round(float(np.percentile(v, 95)), 3),
+            "max": round(max(v), 3),
+        }
         for k, v in timings.items()
     }
     for k, v in report["seconds"].items():
-        print(f"seconds per {k:9s}: median {v['median']:.3f}  p95 {v['p95']:.3f}  max {v['max']:.3f}  (n={v['n']})")
+        print(
+            f"seconds per {k:9s}: median {v['median']:.3f}  p95 {v['p95']:.3f}  "
+            f"max {v['max']:.3f}  (n={v['n']})"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.plot:
@@ -281,24 +349,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Dice against interactions: one panel per region, a line per case and start."""
+    """Dice against interactions: one panel per region, a line per case, start and user.
+
+    Core and enhancing tumour are drawn from the automatic result only (from nothing there are none).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    colours = {"brats_2013_pat0006_1": "tab:blue", "brats18_tcia05_396_1": "tab:red"}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
     for ax, region in zip(axes, ("WT", "TC", "ET"), strict=True):
         for name, starts in report["cases"].items():
+            short = "pat0006" if name.startswith("brats_2013") else "tcia05_396"
             for start, rows in starts.items():
-                ax.plot(range(len(rows)), [r[region] for r in rows], ms=3,
-                        ls="--" if "nothing" in start else "-", marker="o" if "lasso" in start else "s",
-                        label=f"{name.split('_')[2] if name.startswith('brats_2013') else 'tcia05_396'} {start}")
-        ax.set_title(region)
+                if region != "WT" and "nothing" in start:
+                    continue
+                ax.plot(
+                    range(len(rows)),
+                    [r[region] for r in rows],
+                    color=colours.get(name, "k"),
+                    ms=4,
+                    ls="--" if "nothing" in start else "-",
+                    marker="o" if "lasso" in start else "s",
+                    alpha=0.85,
+                    label=f"{short} {start}",
+                )
+        ax.set_title({"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}[region])
         ax.set_xlabel("interactions")
+        ax.set_ylim(0.55 if region != "WT" else 0.8, 0.96)
         ax.grid(alpha=0.3)
+    axes[0].axhline(0.90, color="grey", lw=0.8)
+    axes[0].axhline(0.93, color="grey", lw=0.8)
     axes[0].set_ylabel("Dice vs expert")
-    axes[0].set_ylim(0, 1)
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .cli_models import (
     _bad_input_errors,
     _check_outputs,
@@ -212,13 +210,16 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
         if {"T1", "T2"} & set(present):
             notes.append("The click model uses FLAIR and T1c only; T1/T2 were not used.")
         flair, t1c = vols[0], vols[1]
-        prompts = [parse_prompt({"kind": "click", "sign": sign, "points": [list(c)]}, flair.shape, flair.affine)
+        prompts = [parse_prompt({"kind": "click", "sign": sign, "points": [list(c)]}, flair.shape,
+                                flair.affine)
                    for sign, group in (("+", args.fg), ("-", args.bg)) for c in group]
         if args.prompts:
             try:
                 items = json.loads(Path(args.prompts).read_text())
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{args.prompts} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+                raise ValueError(
+                    f"{args.prompts} is not valid JSON ({exc.msg} at line {exc.lineno})."
+                ) from None
             prompts += parse_prompts(items, flair.shape, flair.affine)
         init_labels, probabilities, init_prov = None, None, {}
         if args.init == "auto":
@@ -236,7 +237,8 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
         editor = TumourEditor(
             flair, t1c, labels=init_labels, probabilities=probabilities,
             thresholds=(init_prov.get("thresholds") or None),
-            segmenter=lambda: ClickSegmenter(flair, t1c, model=args.model, device=args.device),  # on first use
+            # the click model loads on first use
+            segmenter=lambda: ClickSegmenter(flair, t1c, model=args.model, device=args.device),
         )
         steps = editor.run(prompts)
         segmenter = editor.segmenter_if_made()
@@ -271,6 +273,7 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
         return _fail(_sentence(exc))
     flush_warnings()
     m = measurements
-    print(f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL, tumour core {m['tumor_core_ml']:.1f} mL, "
-          f"enhancing {m['enhancing_ml']:.1f} mL after {len(steps)} interactions")
+    print(f"{args.output}: whole tumour {m['whole_tumor_ml']:.1f} mL, "
+          f"tumour core {m['tumor_core_ml']:.1f} mL, enhancing {m['enhancing_ml']:.1f} mL "
+          f"after {len(steps)} interactions")
     return 0

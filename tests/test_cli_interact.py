@@ -20,8 +20,11 @@ def exam(data_dir: Path) -> dict[str, str]:
     folder = data_dir / CASE
     if not folder.is_dir():
         pytest.skip(f"{folder} is missing")
-    return {"flair": str(folder / "Flair_subtrMeanDivStd.nii.gz"), "t1c": str(folder / "T1c_subtrMeanDivStd.nii.gz"),
-            "ref": str(folder / "OTMultiClass.nii.gz")}
+    return {
+        "flair": str(folder / "Flair_subtrMeanDivStd.nii.gz"),
+        "t1c": str(folder / "T1c_subtrMeanDivStd.nii.gz"),
+        "ref": str(folder / "OTMultiClass.nii.gz"),
+    }
 
 
 def _ref(exam: dict[str, str]) -> np.ndarray:
@@ -29,7 +32,9 @@ def _ref(exam: dict[str, str]) -> np.ndarray:
     return np.array([0, 1, 2, 1, 3], np.uint8)[raw]
 
 
-def test_initial_labels_refined_by_a_prompts_file_keep_sub_regions(exam: dict[str, str], tmp_path: Path) -> None:
+def test_initial_labels_refined_by_a_prompts_file_keep_sub_regions(
+    exam: dict[str, str], tmp_path: Path
+) -> None:
     from scipy import ndimage
 
     ref = _ref(exam)
@@ -49,15 +54,36 @@ def test_initial_labels_refined_by_a_prompts_file_keep_sub_regions(exam: dict[st
     shell = np.argwhere((big[:, :, k + 8] > 0) & (ref[:, :, k + 8] == 0))[0]
     prompts = [
         {"kind": "box", "points": box},
-        {"kind": "scribble", "sign": "-", "points": [[*shell.tolist(), k + 8], [*shell.tolist(), k + 8]],
-         "radius_mm": 1.0},
+        {
+            "kind": "scribble",
+            "sign": "-",
+            "points": [[*shell.tolist(), k + 8], [*shell.tolist(), k + 8]],
+            "radius_mm": 1.0,
+        },
         {"kind": "lasso", "sign": "+", "coords": "mm", "points": lasso_mm},
     ]
     pfile = tmp_path / "prompts.json"
     pfile.write_text(json.dumps(prompts))
     out, js = tmp_path / "labels.nii.gz", tmp_path / "labels.json"
-    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--init", str(init),
-                 "--prompts", str(pfile), "-o", str(out), "--json", str(js), "--device", "cpu"])
+    code = main(
+        [
+            "click-segment",
+            "--flair",
+            exam["flair"],
+            "--t1c",
+            exam["t1c"],
+            "--init",
+            str(init),
+            "--prompts",
+            str(pfile),
+            "-o",
+            str(out),
+            "--json",
+            str(js),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     result = io.load(out)
     assert result.same_grid(flair) and set(np.unique(result.data).tolist()) <= {0, 1, 2, 3}
@@ -81,8 +107,21 @@ def test_clicks_from_nothing_give_whole_tumour(exam: dict[str, str], tmp_path: P
     d = ndimage.distance_transform_edt(ref > 0)
     inner = np.unravel_index(int(d.argmax()), d.shape)
     out = tmp_path / "wt.nii.gz"
-    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--fg", ",".join(map(str, inner)),
-                 "-o", str(out), "--device", "cpu"])
+    code = main(
+        [
+            "click-segment",
+            "--flair",
+            exam["flair"],
+            "--t1c",
+            exam["t1c"],
+            "--fg",
+            ",".join(map(str, inner)),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     labels = np.asarray(io.load(out).data)
     assert code == 0 and set(np.unique(labels).tolist()) == {0, 2} and dice(labels > 0, ref > 0) > 0.85
 
@@ -102,14 +141,28 @@ def test_bad_prompts_are_one_sentence_and_nothing_is_written(
     pfile = tmp_path / "p.json"
     pfile.write_text(prompts if isinstance(prompts, str) else json.dumps(prompts))
     out = tmp_path / "labels.nii.gz"
-    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--prompts", str(pfile),
-                 "-o", str(out), "--device", "cpu"])
+    code = main(
+        [
+            "click-segment",
+            "--flair",
+            exam["flair"],
+            "--t1c",
+            exam["t1c"],
+            "--prompts",
+            str(pfile),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 3 and len(err.splitlines()) == 1 and words in err and not out.exists(), err
 
 
-def test_initial_labels_on_another_grid_are_refused(exam: dict[str, str], tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_initial_labels_on_another_grid_are_refused(
+    exam: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     flair = io.load(exam["flair"])
     other = tmp_path / "other.nii.gz"
     from napari_brain_dl.core.volume import Volume
@@ -117,7 +170,47 @@ def test_initial_labels_on_another_grid_are_refused(exam: dict[str, str], tmp_pa
     io.save(Volume(np.zeros((60, 60, 40), np.uint8), flair.affine, "x", {}), other)
     out = tmp_path / "labels.nii.gz"
     out.write_bytes(b"keep")
-    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--fg", "120,120,70",
-                 "--init", str(other), "-o", str(out), "--overwrite", "--device", "cpu"])
+    code = main(
+        [
+            "click-segment",
+            "--flair",
+            exam["flair"],
+            "--t1c",
+            exam["t1c"],
+            "--fg",
+            "120,120,70",
+            "--init",
+            str(other),
+            "-o",
+            str(out),
+            "--overwrite",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 3 and "not on the exam's grid" in err and out.read_bytes() == b"keep", err
+
+
+def test_init_auto_refines_the_automatic_result(exam: dict[str, str], tmp_path: Path) -> None:
+    from skimage import measure
+
+    from napari_brain_dl.core.tasks.tumor_prompts import polygon_mask
+
+    ref = _ref(exam)
+    k = int(np.argmax((ref == 3).sum(axis=(0, 1))))
+    contour = max(measure.find_contours((ref[:, :, k] == 3).astype(float), 0.5), key=len)[::2]
+    pfile = tmp_path / "p.json"
+    pfile.write_text(json.dumps({"prompts": [
+        {"kind": "lasso", "region": "ET", "points": [[x, y, k] for x, y in contour.tolist()]}]}))
+    out, js = tmp_path / "labels.nii.gz", tmp_path / "labels.json"
+    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--init", "auto",
+                 "--prompts", str(pfile), "-o", str(out), "--json", str(js), "--device", "cpu"])
+    assert code == 0
+    labels = np.asarray(io.load(out).data).astype(np.uint8)
+    assert set(np.unique(labels).tolist()) == {0, 1, 2, 3}
+    assert np.array_equal(labels[:, :, k] == 3, polygon_mask(contour, labels.shape[:2]))
+    report = json.loads(js.read_text())
+    assert report["provenance"]["initial_labels"] == "automatic"
+    assert report["provenance"]["automatic"]["model_id"] == "brats-tumor-seg"
+    assert report["measurements"]["tumor_core_ml"] > report["measurements"]["enhancing_ml"] > 0

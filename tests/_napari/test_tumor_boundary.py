@@ -24,15 +24,24 @@ def _ball(r: float, centre=(24, 24, 20)) -> np.ndarray:
 def _setup(viewer: Any) -> tuple[TumourEditPanel, Any, np.ndarray, Volume]:
     from napari.layers import Layer
 
-    flair = Volume(np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
-                   np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    flair = Volume(
+        np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
+        np.diag([-1.0, -1.0, 1.0, 1.0]),
+        "flair",
+        {},
+    )
     dist = ndimage.distance_transform_edt(~_ball(12)) - ndimage.distance_transform_edt(_ball(12))
     prob = np.stack([_ball(6) * 0.9, 1 / (1 + np.exp(dist)), (_ball(6) & ~_ball(3)) * 0.8]).astype(np.float16)
-    labels = compose(prob, {"TC": .5, "WT": .5, "ET": .5})
+    labels = compose(prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5})
     image = viewer.add_layer(Layer.create(*volume_to_layer_data(flair, "image", name="flair")))
-    tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
-        flair.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
-    remember(tumor, prob, {"TC": .5, "WT": .5, "ET": .5})
+    tumor = viewer.add_layer(
+        Layer.create(
+            *volume_to_layer_data(
+                flair.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"}
+            )
+        )
+    )
+    remember(tumor, prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5})
     panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: tumor)
     panel.synchronous = True
     return panel, tumor, labels, flair
@@ -92,7 +101,9 @@ def test_drawn_shapes_become_prompts_and_keep_sub_regions(viewer: Any) -> None:
     image = viewer.layers["flair"]
     panel.tool.value = "box"
     shapes = viewer.layers["tumor prompts"]
-    corners = np.array([voxel_to_display(image, v) for v in ([8, 24, 20], [8, 40, 20], [40, 40, 20], [40, 24, 20])])
+    corners = np.array(
+        [voxel_to_display(image, v) for v in ([8, 24, 20], [8, 40, 20], [40, 40, 20], [40, 24, 20])]
+    )
     shapes.add_rectangles(corners)
     assert len(shapes.data) == 0  # applied, the drawing cleared
     plane = _voxels(tumor)[:, :, 20]
@@ -100,3 +111,62 @@ def test_drawn_shapes_become_prompts_and_keep_sub_regions(viewer: Any) -> None:
     kept = plane > 0
     assert np.array_equal(plane[kept], labels[:, :, 20][kept])  # core and enhancing kept
     panel.tool.value = "off"
+
+
+def test_segment_tumour_result_is_refined_with_its_probabilities(
+    viewer: Any, data_dir: Any, rule_card: str, tmp_path: Any
+) -> None:
+    from napari.layers import Layer
+
+    from napari_brain_dl._napari.layers import GEOMETRY
+    from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
+    from napari_brain_dl.core import io
+
+    folder = data_dir / "brats_gli_00001"
+    for name in ("t2f", "t1c"):
+        layer = viewer.add_layer(Layer.create(*volume_to_layer_data(io.load(folder / f"{name}.nii.gz"))))
+        layer.metadata[GEOMETRY]["source_meta"]["path"] = str(tmp_path / f"{name}.nii.gz")  # autosave here
+    widget = SegmentTumorWidget(viewer)
+    widget.synchronous = True
+    widget.device.value = "cpu"
+    widget.add_model(rule_card)
+    widget.run()
+    tumor = viewer.layers["tumor"]
+    before = _voxels(tumor).copy()
+    assert set(np.unique(before).tolist()) >= {0, 2}
+    widget.edits.boundary("WT", -1)
+    after = _voxels(tumor)
+    assert 0 < (after > 0).sum() < (before > 0).sum()  # re-thresholded, no network pass
+    kept = after > 0
+    assert np.array_equal(after[kept], before[kept])  # sub-regions kept
+    assert widget.results.layer is tumor and "Whole tumour" in widget.edits.status.value
+    widget.edits.undo()
+    assert np.array_equal(_voxels(tumor), before)
+
+
+def test_a_click_mask_is_refined_as_an_edited_copy(viewer: Any) -> None:
+    from napari.layers import Layer
+
+    from napari_brain_dl._napari.widgets.tumor_boundary import EDIT_LAYER
+
+    flair = Volume(np.zeros(SHAPE, np.float32) + 1, np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    image = viewer.add_layer(Layer.create(*volume_to_layer_data(flair, "image", name="flair")))
+    mask = viewer.add_layer(
+        Layer.create(
+            *volume_to_layer_data(
+                flair.with_data(_ball(10).astype(np.uint8)),
+                "labels",
+                name="tumor (clicks)",
+                metadata={TUMOR_KIND: "whole"},
+            )
+        )
+    )
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: mask)
+    panel.synchronous = True
+    panel.boundary("WT", -1)
+    edited = viewer.layers[EDIT_LAYER]
+    got = _voxels(edited)
+    assert set(np.unique(got).tolist()) == {0, 2} and 0 < (got > 0).sum() < _ball(10).sum()
+    assert np.array_equal(_voxels(mask) > 0, _ball(10))  # the click mask itself is untouched
+    panel.undo()
+    assert np.array_equal(_voxels(edited) > 0, _ball(10))

@@ -29,24 +29,30 @@ def _ball(r: float, centre=(24, 24, 20)) -> np.ndarray:
 
 def _exam() -> tuple[Volume, np.ndarray, np.ndarray]:
     """FLAIR, expert-like labels (ET rim, necrotic centre, oedema) and probabilities with a spurious shell."""
-    flair = Volume(np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
-                   np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    flair = Volume(
+        np.random.default_rng(0).normal(100, 5, SHAPE).astype(np.float32),
+        np.diag([-1.0, -1.0, 1.0, 1.0]),
+        "flair",
+        {},
+    )
     truth = np.where(_ball(10), 2, 0)
     truth[_ball(6)] = 3
     truth[_ball(3)] = 1
     # probabilities: WT reaches two voxels too far (a shell), TC / ET right
     wt_dist = ndimage.distance_transform_edt(~_ball(12)) - ndimage.distance_transform_edt(_ball(12))
-    prob = np.stack([
-        _ball(6).astype(np.float32) * 0.9,
-        1 / (1 + np.exp(wt_dist)),
-        (_ball(6) & ~_ball(3)).astype(np.float32) * 0.8,
-    ]).astype(np.float16)
+    prob = np.stack(
+        [
+            _ball(6).astype(np.float32) * 0.9,
+            1 / (1 + np.exp(wt_dist)),
+            (_ball(6) & ~_ball(3)).astype(np.float32) * 0.8,
+        ]
+    ).astype(np.float16)
     return flair, truth.astype(np.uint8), prob
 
 
 def test_starts_at_the_given_labels_and_boundary_steps_move_one_layer() -> None:
     flair, truth, prob = _exam()
-    auto = compose(prob, {"TC": .5, "WT": .5, "ET": .5})
+    auto = compose(prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5})
     ed = TumourEditor(flair, labels=auto, probabilities=prob)
     assert np.array_equal(ed.labels, auto)
     assert dice(ed.labels > 0, truth > 0) < 0.75
@@ -76,14 +82,14 @@ def test_labels_alone_give_outline_steps_like_erosion_and_dilation() -> None:
 
 def test_negative_scribble_across_a_shell_removes_it_and_keeps_the_core() -> None:
     flair, truth, prob = _exam()
-    ed = TumourEditor(flair, labels=compose(prob, {"TC": .5, "WT": .5, "ET": .5}), probabilities=prob)
+    ed = TumourEditor(flair, labels=compose(prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5}), probabilities=prob)
     # a stroke from outside the mask to two voxels deep, on one axial slice
     ed.scribble([[24, 38, 20], [24, 34, 20]], positive=False, radius_mm=0.5, reach_mm=40)
     assert dice(ed.labels > 0, truth > 0) > 0.95
     assert np.array_equal(ed.labels[_ball(7)], truth[_ball(7)])
     ed.undo()
     ed.scribble([[24, 38, 20], [24, 34, 20]], positive=False, radius_mm=0.5, reach_mm=8)
-    removed = (compose(prob, {"TC": .5, "WT": .5, "ET": .5}) > 0) & ~(ed.labels > 0)
+    removed = (compose(prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5}) > 0) & ~(ed.labels > 0)
     assert removed.any() and not removed[24, 24 - 12, 20]  # only near the stroke
 
 
@@ -128,8 +134,8 @@ def test_box_bounds_the_tumour_on_its_slice() -> None:
 
 
 def test_hand_edits_and_interactions_share_one_history() -> None:
-    flair, truth, prob = _exam()
-    ed = TumourEditor(flair, labels=compose(prob, {"TC": .5, "WT": .5, "ET": .5}), probabilities=prob)
+    flair, _, prob = _exam()
+    ed = TumourEditor(flair, labels=compose(prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5}), probabilities=prob)
     states = [ed.labels.copy()]
     painted = ed.labels.copy()
     painted[2:5, 2:5, 2:5] = 2
@@ -146,18 +152,25 @@ def test_hand_edits_and_interactions_share_one_history() -> None:
     for want in states[1:]:
         assert ed.redo() and np.array_equal(ed.labels, want)
     assert [e["what"] for e in ed.volume().meta["provenance"]["interactions"]][:3] == [
-        "hand edit", "boundary WT -2", "scribble WT -"]
+        "hand edit",
+        "boundary WT -2",
+        "scribble WT -",
+    ]
 
 
 def test_bad_input_is_one_sentence_and_changes_nothing() -> None:
-    flair, truth, prob = _exam()
+    flair, truth, _ = _exam()
     other = Volume(truth, np.diag([-2.0, -1.0, 1.0, 1.0]), "labels", {})
     with pytest.raises(ValueError, match="not on the exam's grid"):
         TumourEditor(flair, labels=other)
     ed = TumourEditor(flair, labels=truth)
-    for call in (lambda: ed.lasso([[1, 1, 1], [1, 5, 1]]), lambda: ed.box([2, 3, 4], [2, 3, 4]),
-                 lambda: ed.scribble([[1, 1, 1], [60, 1, 1]], False), lambda: ed.click([0, 0, 99]),
-                 lambda: ed.apply_labels(np.full(SHAPE, 7))):
+    for call in (
+        lambda: ed.lasso([[1, 1, 1], [1, 5, 1]]),
+        lambda: ed.box([2, 3, 4], [2, 3, 4]),
+        lambda: ed.scribble([[1, 1, 1], [60, 1, 1]], False),
+        lambda: ed.click([0, 0, 99]),
+        lambda: ed.apply_labels(np.full(SHAPE, 7)),
+    ):
         with pytest.raises(ValueError):
             call()
     assert np.array_equal(ed.labels, truth) and not ed.can_undo
@@ -179,8 +192,12 @@ def test_clicks_refine_labels_and_keep_sub_regions_on_the_held_out_case() -> Non
     ed = TumourEditor(flair, t1c, device="cpu")
     with pytest.raises(ValueError, match="positive click"):
         ed.click((120, 120, 70), positive=False)
-    inner = tuple(int(v) for v in np.argwhere(ndimage.distance_transform_edt(ref > 0) ==
-                                               ndimage.distance_transform_edt(ref > 0).max())[0])
+    inner = tuple(
+        int(v)
+        for v in np.argwhere(
+            ndimage.distance_transform_edt(ref > 0) == ndimage.distance_transform_edt(ref > 0).max()
+        )[0]
+    )
     ed.click(inner, positive=True)
     first = dice(ed.labels > 0, ref > 0)
     assert first > 0.85 and set(np.unique(ed.labels).tolist()) == {0, 2}  # from nothing: whole tumour

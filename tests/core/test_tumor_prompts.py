@@ -27,7 +27,9 @@ def test_lasso_and_box_find_their_slice() -> None:
 
 def test_mm_coordinates_go_through_the_affine() -> None:
     world = LPS @ np.array([5, 6, 7, 1.0])
-    p = parse_prompt({"kind": "click", "sign": "-", "coords": "mm", "points": [world[:3].tolist()]}, SHAPE, LPS)
+    p = parse_prompt(
+        {"kind": "click", "sign": "-", "coords": "mm", "points": [world[:3].tolist()]}, SHAPE, LPS
+    )
     assert p.points[0].tolist() == [5, 6, 7] and not p.positive
 
 
@@ -56,7 +58,7 @@ def test_bad_prompts_are_one_sentence(item: dict, words: str) -> None:
 
 def test_a_list_is_checked_whole_and_names_the_bad_prompt() -> None:
     items = [{"kind": "click", "points": [[1, 1, 1]]}, {"kind": "lasso", "points": [[1, 1, 1]]}]
-    with pytest.raises(ValueError, match="^Prompt 2: A lasso needs at least three points"):
+    with pytest.raises(ValueError, match=r"^Prompt 2: A lasso needs at least three points"):
         parse_prompts(items, SHAPE, LPS)
     assert len(parse_prompts({"prompts": items[:1]}, SHAPE, LPS)) == 1
 

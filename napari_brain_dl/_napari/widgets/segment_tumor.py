@@ -66,7 +66,8 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.clicks.label = "Clicks"
         self.results = TumorResults(viewer, self.flair_layer)
         self.results.label = "Result"
-        self.edits = TumourEditPanel(viewer, self._edit_exam, lambda: self.results.layer, on_change=self._edited)
+        self.edits = TumourEditPanel(viewer, self._edit_exam, lambda: self.results.layer,
+                                     on_change=self._edited)
         self.edits.label = "Refine"
         self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta,
                      self.allow_synthetic, *self.task_controls("Choose FLAIR and T1c, then Run."),
@@ -225,7 +226,7 @@ class SegmentTumorWidget(TaskPanel, Container):
                 seg.uncertainty, "image", name="tumor uncertainty", colormap="inferno", blending="additive",
                 contrast_limits=(0.0, 0.5), metadata={"provenance": prov})))
         self.results.attach(layer, prov, kind="brats")
-        remember(layer, seg.probabilities, prov.get("thresholds"))  # the Refine panel moves outlines with them
+        remember(layer, seg.probabilities, prov.get("thresholds"))  # Refine moves the outlines with them
         self.edits.reset()
         self._viewer.layers.selection.active = layer
         self.show_review(seg.review_slices)

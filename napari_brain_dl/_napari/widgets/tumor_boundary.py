@@ -1,7 +1,8 @@
 """Refine a tumour labels layer: tighter / looser per region, clicks, scribbles, box, lasso; one history.
 
 The panel edits the followed tumour layer (the automatic "tumor" result, whose region
-probabilities `remember` keeps, or a labels layer started from nothing) through
+probabilities `remember` keeps), or a "tumor (edited)" labels layer started from the click
+mode's whole-tumour mask or from nothing, through
 `core.tasks.tumor_edit.TumourEditor`:
 
 - Tighter / Looser per region (WT, TC, ET) re-threshold the stored probabilities: no network.
@@ -19,6 +20,7 @@ line and change nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +56,13 @@ class TumourEditPanel(Container):
     Tests may set ``synchronous`` and ``segmenter_factory(flair, t1c)``.
     """
 
-    def __init__(self, viewer: napari.viewer.Viewer, exam: Callable[[], tuple[Any, Volume, Volume | None]],
-                 target: Callable[[], Any], on_change: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        viewer: napari.viewer.Viewer,
+        exam: Callable[[], tuple[Any, Volume, Volume | None]],
+        target: Callable[[], Any],
+        on_change: Callable[[Any], None] | None = None,
+    ) -> None:
         super().__init__(labels=False, layout="vertical")
         self._viewer, self._exam, self._target, self._on_change = viewer, exam, target, on_change
         self.synchronous = False
@@ -66,10 +73,15 @@ class TumourEditPanel(Container):
         self._flair_layer: Any = None
         self._busy = False
         self._painting = False
+        self._copied: Any = None  # (layer id, mask bits) of the click mask an edited copy started from
         rows = []
         for region, name in REGIONS:
-            tighter = PushButton(text=f"{region} tighter", tooltip=f"Move the {name} outline in by about a voxel")
-            looser = PushButton(text=f"{region} looser", tooltip=f"Move the {name} outline out by about a voxel")
+            tighter = PushButton(
+                text=f"{region} tighter", tooltip=f"Move the {name} outline in by about a voxel"
+            )
+            looser = PushButton(
+                text=f"{region} looser", tooltip=f"Move the {name} outline out by about a voxel"
+            )
             tighter.changed.connect(lambda *_, r=region: self.boundary(r, -1))
             looser.changed.connect(lambda *_, r=region: self.boundary(r, +1))
             rows.append(Container(layout="horizontal", labels=False, widgets=[tighter, looser]))
@@ -95,10 +107,20 @@ class TumourEditPanel(Container):
             self.status.value = str(exc)
             return False
         target = self._target()
+        start = None
         if target is not None and target.metadata.get(TUMOR_KIND) != "brats":
-            target = None  # a whole-tumour click mask is not a BraTS map: start an edited copy
-        if self.editor is not None and same_layer(flair_layer, self._flair_layer) and (
-                target is None or same_layer(target, self.layer)):
+            # a whole-tumour click mask: an edited BraTS copy starts from it (label 2 = whole tumour)
+            start = np.where(np.asarray(layer_volume(target).data) > 0, 2, 0).astype(np.uint8)
+            key = (id(target), np.packbits(start > 0).tobytes())
+            if self.editor is not None and key == self._copied and same_layer(flair_layer, self._flair_layer):
+                return True  # still editing the copy of this mask
+            self._copied, target = key, None
+            self.editor = None
+        if (
+            self.editor is not None
+            and same_layer(flair_layer, self._flair_layer)
+            and (target is None or same_layer(target, self.layer))
+        ):
             return True
         from ...core.tasks.tumor_edit import TumourEditor
 
@@ -107,12 +129,21 @@ class TumourEditPanel(Container):
         try:
             if target is not None:
                 prob, thresholds = _PROBABILITIES.get(id(target), (None, {}))
-                self.editor = TumourEditor(flair, t1c, labels=layer_volume(target), probabilities=prob,
-                                           thresholds=thresholds or None, segmenter=segmenter, device=self.device)
+                self.editor = TumourEditor(
+                    flair,
+                    t1c,
+                    labels=layer_volume(target),
+                    probabilities=prob,
+                    thresholds=thresholds or None,
+                    segmenter=segmenter,
+                    device=self.device,
+                )
                 self.layer = target
             else:
-                self.editor = TumourEditor(flair, t1c, segmenter=segmenter, device=self.device)
+                self.editor = TumourEditor(flair, t1c, labels=start, segmenter=segmenter, device=self.device)
                 self.layer = self._new_layer(flair_layer)
+                if start is not None:
+                    self.layer.data[...] = np.asarray(volume_to_layer_data(self.editor.volume(), "labels")[0])
         except ValueError as exc:
             self.status.value = str(exc)
             return False
@@ -121,19 +152,26 @@ class TumourEditPanel(Container):
         return True
 
     def _new_layer(self, ref: Any) -> Any:
-        meta = {GEOMETRY: dict(ref.metadata.get(GEOMETRY, {})), TUMOR_KIND: "brats",
-                "provenance": {"task": "tumour editing", "started_from": "nothing"}}
-        return self._viewer.add_labels(np.zeros(ref.data.shape, np.uint8), name=EDIT_LAYER, scale=ref.scale,
-                                       translate=ref.translate, metadata=meta, opacity=0.5)
+        meta = {
+            GEOMETRY: dict(ref.metadata.get(GEOMETRY, {})),
+            TUMOR_KIND: "brats",
+            "provenance": {"task": "tumour editing", "started_from": "nothing"},
+        }
+        return self._viewer.add_labels(
+            np.zeros(ref.data.shape, np.uint8),
+            name=EDIT_LAYER,
+            scale=ref.scale,
+            translate=ref.translate,
+            metadata=meta,
+            opacity=0.5,
+        )
 
     def reset(self) -> None:
         """Forget the editor (another exam or tumour layer)."""
         if self.layer is not None:
-            try:
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
                 self.layer.events.paint.disconnect(self._painted)
-            except (TypeError, ValueError, RuntimeError):
-                pass
-        self.editor, self.layer, self._flair_layer = None, None, None
+        self.editor, self.layer, self._flair_layer, self._copied = None, None, None, None
         self._update_buttons()
 
     # -- interactions -----------------------------------------------------------------------------
@@ -162,8 +200,13 @@ class TumourEditPanel(Container):
         if kind == "box" and len(pts) >= 2:  # a rectangle's four corners: two opposite ones
             arr = np.asarray(pts)
             pts = [arr.min(0).tolist(), arr.max(0).tolist()]
-        item = {"kind": kind, "sign": not bool(self.remove.value), "points": pts, "region": self.region.value,
-                "radius_mm": 1.0}
+        item = {
+            "kind": kind,
+            "sign": not bool(self.remove.value),
+            "points": pts,
+            "region": self.region.value,
+            "radius_mm": 1.0,
+        }
         try:
             prompt = parse_prompt(item, self.editor.shape, self.editor.flair.affine)
         except ValueError as exc:
@@ -224,16 +267,20 @@ class TumourEditPanel(Container):
                 self._update_buttons()
                 return
             entry = result[1]
-            self._show(f"{what}: {entry.get('changed', 'outline moved')} voxels changed."
-                       if "changed" in entry else f"{what} done.")
+            self._show(
+                f"{what}: {entry.get('changed', 'outline moved')} voxels changed."
+                if "changed" in entry
+                else f"{what} done."
+            )
 
         def error(exc: BaseException) -> None:
             self._busy = False
             self.status.value = "Cancelled." if is_cancelled(exc) else str(exc)
             self._update_buttons()
 
-        run_task(work, on_done=done, on_progress=lambda d, t, s: None, on_error=error,
-                 synchronous=self.synchronous)
+        run_task(
+            work, on_done=done, on_progress=lambda d, t, s: None, on_error=error, synchronous=self.synchronous
+        )
 
     def _show(self, text: str) -> None:
         """Put the editor's labels into the layer (in place) and say what happened."""
@@ -241,8 +288,10 @@ class TumourEditPanel(Container):
         self._painting = True
         try:
             self.layer.data[...] = data
-            self.layer.metadata["provenance"] = {**self.layer.metadata.get("provenance", {}),
-                                                 "edits": self.editor.volume().meta["provenance"]}
+            self.layer.metadata["provenance"] = {
+                **self.layer.metadata.get("provenance", {}),
+                "edits": self.editor.volume().meta["provenance"],
+            }
             self.layer.refresh()
         finally:
             self._painting = False
@@ -259,8 +308,15 @@ class TumourEditPanel(Container):
         """The "tumor prompts" Shapes layer (created on first use)."""
         if PROMPTS_LAYER not in self._viewer.layers:
             ref = self._flair_layer
-            layer = self._viewer.add_shapes(ndim=3, name=PROMPTS_LAYER, scale=ref.scale, translate=ref.translate,
-                                            edge_width=1, edge_color="yellow", face_color=[0, 0, 0, 0])
+            layer = self._viewer.add_shapes(
+                ndim=3,
+                name=PROMPTS_LAYER,
+                scale=ref.scale,
+                translate=ref.translate,
+                edge_width=1,
+                edge_color="yellow",
+                face_color=[0, 0, 0, 0],
+            )
             layer.events.data.connect(self._shape_added)
         return self._viewer.layers[PROMPTS_LAYER]
 
@@ -280,9 +336,11 @@ class TumourEditPanel(Container):
         shapes = self.shapes
         shapes.mode = _MODES[tool]
         self._viewer.layers.selection.active = shapes
-        self.status.value = {"scribble": "Draw a stroke across the part to add (or, with Remove, to remove).",
-                             "box": "Drag a box around the tumour on one slice.",
-                             "lasso": "Click the outline of the region on one slice; double-click to close."}[tool]
+        self.status.value = {
+            "scribble": "Draw a stroke across the part to add (or, with Remove, to remove).",
+            "box": "Drag a box around the tumour on one slice.",
+            "lasso": "Click the outline of the region on one slice; double-click to close.",
+        }[tool]
 
     def _shape_added(self, event: Any) -> None:
         if getattr(event, "action", "added") not in ("added", None) or not len(self.shapes.data):

@@ -482,7 +482,8 @@ class ClickSegmenter:
         )
         prev = self._mask if extends else np.zeros(self.shape, bool)
         check(cancel)
-        region, box, logit_box = self._predict(fg_m, bg_m, _bounds(prev), self.region if extends else None, cancel)
+        previous = self.region if extends else None
+        region, box, logit_box = self._predict(fg_m, bg_m, _bounds(prev), previous, cancel)
         new = logit_box > 0
         added = (len(fg_m) - len(self._fg), len(bg_m) - len(self._bg)) if extends else None
         mask = prev.copy()

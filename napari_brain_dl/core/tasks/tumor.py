@@ -49,7 +49,7 @@ class TumorSegmentation:
         notes: Sentences for the user (resampled inputs, implausible results).
         probabilities: float16 (3, X, Y, Z) region probabilities TC, WT, ET (mean over the
             passes) behind `labels`, kept so an editor can move the outlines without a network
-            pass (`tumor_edit.TumourEditor`); None when not kept.
+            pass (`tumor_edit.TumourEditor`); TC and ET are zeros without T1c.
     """
 
     labels: Volume
@@ -149,7 +149,7 @@ def segment_tumor(
         labels=ref.with_data(labels, name=f"{ref.name}_tumor", provenance=prov, model_id=loaded.card.id),
         provenance=prov,
         notes=notes,
-        probabilities=mean.astype(np.float16),
+        probabilities=_kept_probabilities(mean, "T1c" in present),
     )
     if tta:
         spread = np.std(passes, axis=0)[(slice(None) if "T1c" in present else slice(1, 2))]
@@ -158,6 +158,14 @@ def segment_tumor(
         result.review_slices = review_slices(spread, labels > 0, ref.affine)
     report(1, 1, "done")
     return result
+
+
+def _kept_probabilities(mean: np.ndarray, t1c: bool) -> np.ndarray:
+    """float16 TC / WT / ET probabilities; without T1c core and enhancing are left out (zeros)."""
+    out = mean.astype(np.float16)
+    if not t1c:
+        out[[0, 2]] = 0
+    return out
 
 
 def _model_for(model: str, present: list[str]) -> str:

@@ -52,16 +52,17 @@ from ..volume import Volume
 from .tumor_prompts import REGIONS, Prompt, box_polygon, parse_prompt, polygon_mask, stroke_mask
 
 CHANNEL = {"TC": 0, "WT": 1, "ET": 2}
-#: Channels set with a region (positive: the region and those containing it; negative: it and those inside it).
+#: Channels set with a region (positive: it and those containing it; negative: it and those inside it).
 UP = {"WT": (1,), "TC": (0, 1), "ET": (0, 1, 2)}
 DOWN = {"WT": (0, 1, 2), "TC": (0, 2), "ET": (2,)}
 REACH_MM = 30.0  # how far a scribble's band edit reaches along the outline
-SLICE_REACH_MM = 12.0  # how far a box / lasso adapts neighbouring slices
+SLICE_REACH_MM = 6.0  # how far a box / lasso adapts neighbouring slices (chosen on the bench cases)
+SLICE_SLOPE = 1.0  # a neighbouring slice may leave the outline by this many mm per mm of slice distance
 CLICK_RADIUS_MM = 2.0
 MAX_HISTORY = 60
 _FULL = np.ones((3, 3, 3), bool)
 
-__all__ = ["TumourEditor", "compose", "check_labels"]
+__all__ = ["TumourEditor", "check_labels", "compose"]
 
 Box = tuple[slice, slice, slice]
 
@@ -94,16 +95,20 @@ def check_labels(labels: Volume | np.ndarray, reference: Volume) -> np.ndarray:
     else:
         data = np.asarray(labels)
         if data.shape != tuple(reference.shape):
-            raise ValueError(f"The initial label map {data.shape} does not match the exam's shape {reference.shape}.")
-    if np.issubdtype(data.dtype, np.floating):
-        if not np.all(np.isfinite(data)) or np.any(data != np.rint(data)):
-            raise ValueError("The initial label map must hold whole numbers 0-3 (BraTS labels).")
+            raise ValueError(
+                f"The initial label map {data.shape} does not match the exam's shape {reference.shape}."
+            )
+    whole = np.all(np.isfinite(data)) and np.all(data == np.rint(data))
+    if np.issubdtype(data.dtype, np.floating) and not whole:
+        raise ValueError("The initial label map must hold whole numbers 0-3 (BraTS labels).")
     values = set(np.unique(data).astype(int).tolist())
     if 4 in values and 3 not in values:
         data = np.where(data == 4, 3, data)
         values = (values - {4}) | {3}
     if not values <= {0, 1, 2, 3}:
-        raise ValueError(f"The initial label map holds {sorted(values)}; only BraTS labels 0-3 can be refined.")
+        raise ValueError(
+            f"The initial label map holds {sorted(values)}; only BraTS labels 0-3 can be refined."
+        )
     return np.asarray(data, np.uint8)
 
 
@@ -149,7 +154,7 @@ class TumourEditor:
         self.flair, self.t1c, self.device = flair, t1c, device
         self.shape = tuple(int(s) for s in flair.shape)
         self.spacing = tuple(float(s) for s in flair.spacing)
-        self.thresholds = {k: 0.5 for k in REGIONS} | {k: float(v) for k, v in (thresholds or {}).items()}
+        self.thresholds = dict.fromkeys(REGIONS, 0.5) | {k: float(v) for k, v in (thresholds or {}).items()}
         self._segmenter = segmenter
         self.clicks: list[tuple[tuple[int, int, int], bool]] = []
         self._undo: list[_Step] = []
@@ -159,8 +164,10 @@ class TumourEditor:
         if probabilities is not None:
             prob = np.asarray(probabilities)
             if prob.shape != (3, *self.shape):
-                raise ValueError(f"The probabilities {prob.shape} are not (3, {', '.join(map(str, self.shape))}) "
-                                 "on the exam's grid.")
+                raise ValueError(
+                    f"The probabilities {prob.shape} are not (3, {', '.join(map(str, self.shape))}) "
+                    "on the exam's grid."
+                )
             self.prob = np.nan_to_num(prob.astype(np.float16, copy=True))
         elif init is not None:
             self.prob = _soft_from_labels(init, self.spacing)
@@ -190,7 +197,9 @@ class TumourEditor:
         seg = self.segmenter_if_made()
         if seg is not None and hasattr(seg, "loaded"):
             prov["click_model"] = {"model_id": seg.loaded.card.id, "weights_sha256": seg.loaded.sha256}
-        return self.flair.with_data(self.labels.copy(), name=f"{self.flair.name}_tumour_edited", provenance=prov)
+        return self.flair.with_data(
+            self.labels.copy(), name=f"{self.flair.name}_tumour_edited", provenance=prov
+        )
 
     def region(self, name: str) -> np.ndarray:
         """Boolean mask of WT (labels 1-3), TC (1, 3) or ET (3)."""
@@ -208,7 +217,9 @@ class TumourEditor:
 
     def _begin(self, what: str, box: Box | None) -> _Step:
         box = box or tuple(slice(0, s) for s in self.shape)  # type: ignore[assignment]
-        return _Step(what, box, self.prob[(slice(None), *box)].copy(), dict(self.thresholds), list(self.clicks))
+        return _Step(
+            what, box, self.prob[(slice(None), *box)].copy(), dict(self.thresholds), list(self.clicks)
+        )
 
     def _recompose(self) -> None:
         """Labels from the probabilities and thresholds where any probability is above 0."""
@@ -223,8 +234,10 @@ class TumourEditor:
         elif self._roi is None:
             self._roi = box
         else:
-            self._roi = tuple(slice(min(a.start, b.start), max(a.stop, b.stop))  # type: ignore[assignment]
-                              for a, b in zip(self._roi, box, strict=True))
+            self._roi = tuple(
+                slice(min(a.start, b.start), max(a.stop, b.stop))  # type: ignore[assignment]
+                for a, b in zip(self._roi, box, strict=True)
+            )
 
     def _commit(self, step: _Step, changed_thresholds: bool = False, **info: Any) -> dict[str, Any]:
         if changed_thresholds:  # the probabilities did not change
@@ -242,7 +255,9 @@ class TumourEditor:
     def _swap(self, step: _Step) -> _Step:
         """Put `step`'s saved state back; return the state it replaced (for the other stack)."""
         at = (slice(None), *step.box)
-        other = _Step(step.what, step.box, self.prob[at].copy(), dict(self.thresholds), list(self.clicks), step.info)
+        other = _Step(
+            step.what, step.box, self.prob[at].copy(), dict(self.thresholds), list(self.clicks), step.info
+        )
         self.prob[at] = step.prob
         full = step.thresholds != self.thresholds
         self.thresholds, self.clicks = dict(step.thresholds), list(step.clicks)
@@ -301,9 +316,13 @@ class TumourEditor:
                 if not cand.size:
                     break
                 t16 = np.nextafter(_ranked(cand, layer, lowest=False), np.float16(0))  # about `layer` join
-            self.thresholds[region] = float(np.clip(np.float16(t16), 0, np.nextafter(np.float16(1), np.float16(0))))
+            self.thresholds[region] = float(
+                np.clip(np.float16(t16), 0, np.nextafter(np.float16(1), np.float16(0)))
+            )
             self._recompose()
-        return self._commit(step, True, region=region, steps=int(steps), threshold=round(self.thresholds[region], 4))
+        return self._commit(
+            step, True, region=region, steps=int(steps), threshold=round(self.thresholds[region], 4)
+        )
 
     # ------------------------------------------------------------------------- clicks
     def segmenter(self) -> Any:
@@ -324,7 +343,9 @@ class TumourEditor:
 
     def click(self, voxel: Sequence[float], positive: bool = True, cancel: Any = None) -> dict[str, Any]:
         """A positive or negative click at a voxel index of FLAIR's array; whole tumour only."""
-        prompt = parse_prompt({"kind": "click", "sign": positive, "points": [list(voxel)]}, self.shape, self.flair.affine)
+        prompt = parse_prompt(
+            {"kind": "click", "sign": positive, "points": [list(voxel)]}, self.shape, self.flair.affine
+        )
         at = tuple(int(v) for v in prompt.points[0])
         clicks = [*self.clicks, (at, bool(positive))]
         fg = [c for c, p in clicks if p]
@@ -363,12 +384,22 @@ class TumourEditor:
         reach_mm: float = REACH_MM,
     ) -> dict[str, Any]:
         """A brush stroke (polyline of voxel coordinates): see the module docstring."""
-        prompt = parse_prompt({"kind": "scribble", "sign": positive, "points": [list(p) for p in points],
-                               "region": region, "radius_mm": radius_mm}, self.shape, self.flair.affine)
+        prompt = parse_prompt(
+            {
+                "kind": "scribble",
+                "sign": positive,
+                "points": [list(p) for p in points],
+                "region": region,
+                "radius_mm": radius_mm,
+            },
+            self.shape,
+            self.flair.affine,
+        )
         return self._scribble(prompt, reach_mm)
 
-    def _model_agrees(self, box: Box, change: np.ndarray, stroke: np.ndarray, prompt: Prompt,
-                      cancel: Any) -> np.ndarray:
+    def _model_agrees(
+        self, box: Box, change: np.ndarray, stroke: np.ndarray, prompt: Prompt, cancel: Any
+    ) -> np.ndarray:
         """Keep the part of a whole-tumour stroke edit that the click model agrees with.
 
         The stroke's ends and its deepest voxel become clicks of its sign for one network pass
@@ -385,9 +416,18 @@ class TumourEditor:
             fg = [_innermost(wt, self.spacing)]
         mbox, logit = self.segmenter().logits(fg, bg, mask=wt, cancel=cancel)
         agree = np.zeros(change.shape, bool)
-        inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, mbox, strict=True))
+        inter = tuple(
+            slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, mbox, strict=True)
+        )
         if all(s.stop > s.start for s in inter):
-            sub = (logit[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, mbox, strict=True))] > 0)
+            sub = (
+                logit[
+                    tuple(
+                        slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, mbox, strict=True)
+                    )
+                ]
+                > 0
+            )
             at = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box, strict=True))
             agree[at] = sub if prompt.positive else ~sub
         return _touching_mask(change & (agree | stroke), stroke)
@@ -396,8 +436,10 @@ class TumourEditor:
         region = prompt.region
         sbox, stroke = stroke_mask(prompt.points, self.shape, self.spacing, prompt.radius_mm)
         margin = np.ceil(reach_mm / np.asarray(self.spacing)).astype(int) + 2
-        box = tuple(slice(max(0, s.start - m), min(n, s.stop + m))
-                    for s, m, n in zip(sbox, margin, self.shape, strict=True))
+        box = tuple(
+            slice(max(0, s.start - m), min(n, s.stop + m))
+            for s, m, n in zip(sbox, margin, self.shape, strict=True)
+        )
         inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sbox, box, strict=True))
         s_full = np.zeros(tuple(b.stop - b.start for b in box), bool)
         s_full[inner] = stroke
@@ -411,20 +453,29 @@ class TumourEditor:
                 crossed = s_full & ~mask
                 depth = float(depth_map[crossed].max()) if crossed.any() else 0.0
                 touches = float(depth_map[s_full].min()) <= 1.01 * max(self.spacing)  # starts at the outline
-                band = ~mask & near & _band(p, crossed, depth_map, depth, slack, positive=True) if touches \
-                    else np.zeros_like(mask)  # away from the region: only the stroke itself
+                band = (
+                    ~mask & near & _band(p, crossed, depth_map, depth, slack, positive=True)
+                    if touches
+                    else np.zeros_like(mask)
+                )  # away from the region: only the stroke itself
             else:
                 band = np.zeros_like(mask)
             change = _touching_mask(band | (s_full & ~mask), s_full)
         else:
             crossed = s_full & mask
             if not crossed.any():
-                raise ValueError(f"The stroke does not cross the {_NAMES[region]}; draw it across the part to remove.")
+                raise ValueError(
+                    f"The stroke does not cross the {_NAMES[region]}; draw it across the part to remove."
+                )
             depth_map = ndimage.distance_transform_edt(mask, sampling=self.spacing)
             depth = float(depth_map[crossed].max())
             band = mask & near & _band(p, crossed, depth_map, depth, slack, positive=False)
             change = _touching_mask(band | crossed, s_full)
-        if region == "WT" and self.use_model_for_strokes and (self.t1c is not None or self._segmenter is not None):
+        if (
+            region == "WT"
+            and self.use_model_for_strokes
+            and (self.t1c is not None or self._segmenter is not None)
+        ):
             change = self._model_agrees(box, change, s_full, prompt, cancel)
         step = self._begin(f"scribble {region} {'+' if prompt.positive else '-'}", box)
         self._set(box, change, region, prompt.positive)
@@ -443,17 +494,32 @@ class TumourEditor:
             return self._scribble(prompt, cancel=cancel)
         return self._slice_prompt(prompt, cancel)
 
-    def box(self, corner_a: Sequence[float], corner_b: Sequence[float], region: str = "WT",
-            axis: int | None = None) -> dict[str, Any]:
+    def box(
+        self,
+        corner_a: Sequence[float],
+        corner_b: Sequence[float],
+        region: str = "WT",
+        axis: int | None = None,
+    ) -> dict[str, Any]:
         """A box on one slice: the region lies inside it there (voxel corners)."""
         item = {"kind": "box", "points": [list(corner_a), list(corner_b)], "region": region, "axis": axis}
         return self._slice_prompt(parse_prompt(item, self.shape, self.flair.affine))
 
-    def lasso(self, points: Sequence[Sequence[float]], region: str = "WT", axis: int | None = None,
-              positive: bool = True) -> dict[str, Any]:
+    def lasso(
+        self,
+        points: Sequence[Sequence[float]],
+        region: str = "WT",
+        axis: int | None = None,
+        positive: bool = True,
+    ) -> dict[str, Any]:
         """A closed outline on one slice: the region follows it there (voxel coordinates)."""
-        item = {"kind": "lasso", "points": [list(p) for p in points], "region": region, "axis": axis,
-                "sign": positive}
+        item = {
+            "kind": "lasso",
+            "points": [list(p) for p in points],
+            "region": region,
+            "axis": axis,
+            "sign": positive,
+        }
         return self._slice_prompt(parse_prompt(item, self.shape, self.flair.affine))
 
     def _slice_prompt(self, prompt: Prompt, cancel: Any = None) -> dict[str, Any]:
@@ -472,7 +538,11 @@ class TumourEditor:
         in_dist = ndimage.distance_transform_edt(inside, sampling=sp_in)
         reach = int(np.ceil(SLICE_REACH_MM / self.spacing[axis]))
         lo, hi = max(0, index - reach), min(self.shape[axis], index + reach + 1)
-        helper = prompt.kind == "box" and region == "WT" and not _region(self._plane(axis, index), "WT")[inside].any()
+        helper = (
+            prompt.kind == "box"
+            and region == "WT"
+            and not _region(self._plane(axis, index), "WT")[inside].any()
+        )
         step = self._begin(f"{prompt.kind} {region}", None if helper else _slab(axis, lo, hi, self.shape))
         if helper:  # an empty box: the click model finds the tumour first (part of this step)
             centre = np.zeros(3)
@@ -490,10 +560,11 @@ class TumourEditor:
                 remove = cur & ~inside
                 add = inside & ~cur if prompt.kind == "lasso" else np.zeros_like(inside)
             else:
-                remove = cur & (out_dist > d + 0.5) & (out_dist <= d + SLICE_REACH_MM)
+                tol = SLICE_SLOPE * d + 0.5
+                remove = cur & (out_dist > tol) & (out_dist <= tol + SLICE_REACH_MM)
                 add = np.zeros_like(inside)
                 if prompt.kind == "lasso" and (cur & inside).any():
-                    add = (in_dist > d) & ~cur
+                    add = (in_dist > SLICE_SLOPE * d) & ~cur
             self._set(at, np.expand_dims(remove, axis), region, False)
             self._set(at, np.expand_dims(add, axis), region, True)
         return self._commit(step, **prompt.describe())
@@ -515,8 +586,12 @@ class TumourEditor:
         self.prob[(slice(None), *box)][:, d] = _saturated(new[box][d])
         return self._commit(step, changed=int(d.sum()))
 
-    def run(self, prompts: Sequence[Prompt], cancel: Any = None,
-            progress: Callable[[int, int, str], None] | None = None) -> list[dict[str, Any]]:
+    def run(
+        self,
+        prompts: Sequence[Prompt],
+        cancel: Any = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Apply prompts in order (the CLI's protocol); one history step each."""
         out = []
         for n, p in enumerate(prompts):
@@ -548,8 +623,9 @@ def _ranked(values: np.ndarray, count: int, lowest: bool) -> np.float16:
     return np.array([i], np.uint16).view(np.float16)[0]
 
 
-def _band(p: np.ndarray, crossed: np.ndarray, depth_map: np.ndarray, depth: float, slack: float,
-          positive: bool) -> np.ndarray:
+def _band(
+    p: np.ndarray, crossed: np.ndarray, depth_map: np.ndarray, depth: float, slack: float, positive: bool
+) -> np.ndarray:
     """The band a stroke edits: as deep as the stroke reaches, or, where the probabilities are
     soft, every voxel as (un)likely as those the stroke crossed, at most `slack` deeper."""
     soft = crossed & (p > 0) & (p < 1)
@@ -592,7 +668,9 @@ def _soft_from_labels(labels: np.ndarray, spacing: Sequence[float]) -> np.ndarra
         m = _region(sub, name)
         if not m.any():
             continue
-        sd = ndimage.distance_transform_edt(m, sampling=spacing) - ndimage.distance_transform_edt(~m, sampling=spacing)
+        sd = ndimage.distance_transform_edt(m, sampling=spacing) - ndimage.distance_transform_edt(
+            ~m, sampling=spacing
+        )
         prob[(ch, *box)] = (1 / (1 + np.exp(-sd / min(spacing)))).astype(np.float16)
     return prob
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -80,9 +81,7 @@ def _sign(value: Any) -> bool:
     raise ValueError(f"A prompt's sign must be '+' or '-' (positive or negative), not {value!r}.")
 
 
-def parse_prompt(
-    item: Any, shape: Sequence[int], affine: np.ndarray, *, coords: str | None = None
-) -> Prompt:
+def parse_prompt(item: Any, shape: Sequence[int], affine: np.ndarray, *, coords: str | None = None) -> Prompt:
     """One prompt from a JSON-like mapping, checked against the exam's grid.
 
     Keys: ``kind``, ``sign`` ('+' / '-', default '+'), ``points`` (a list of triples),
@@ -118,7 +117,9 @@ def parse_prompt(
     outside = [p for p in pts if np.any(np.rint(p) < 0) or np.any(np.rint(p) > shape_a - 1)]
     if outside:
         at = ", ".join(f"{v:.1f}" for v in outside[0])
-        raise ValueError(f"The {kind} point ({at}) lies outside the scan of shape {tuple(int(s) for s in shape[:3])}.")
+        raise ValueError(
+            f"The {kind} point ({at}) lies outside the scan of shape {tuple(int(s) for s in shape[:3])}."
+        )
     radius = float(item.get("radius_mm", 1.0))
     if not math.isfinite(radius) or radius < 0 or radius > 30:
         raise ValueError("A scribble's radius_mm must be between 0 and 30 mm.")
@@ -131,7 +132,9 @@ def parse_prompt(
     if kind == "lasso" and len(pts) < 3:
         raise ValueError(f"A lasso needs at least three points on one slice; this one has {len(pts)}.")
     if kind == "box" and len(pts) != 2:
-        raise ValueError(f"A box is given by two opposite corners on one slice; this one has {len(pts)} points.")
+        raise ValueError(
+            f"A box is given by two opposite corners on one slice; this one has {len(pts)} points."
+        )
     axis = _slice_axis(pts, kind, item.get("axis"))
     index = int(np.rint(pts[0, axis]))
     pts = pts.copy()
@@ -143,7 +146,9 @@ def parse_prompt(
             raise ValueError("The box has zero size; drag its corners apart on the slice.")
     else:
         flat = pts[:, other]
-        area = 0.5 * abs(float(np.dot(flat[:, 0], np.roll(flat[:, 1], 1)) - np.dot(flat[:, 1], np.roll(flat[:, 0], 1))))
+        area = 0.5 * abs(
+            float(np.dot(flat[:, 0], np.roll(flat[:, 1], 1)) - np.dot(flat[:, 1], np.roll(flat[:, 0], 1)))
+        )
         if area < 0.5:
             raise ValueError("The lasso encloses no area; draw a closed outline with at least three points.")
     return Prompt(kind, positive, pts, region, radius, axis, index)
@@ -213,7 +218,7 @@ def stroke_mask(
     pts = np.asarray(points, float).reshape(-1, 3)
     sp = np.asarray(spacing, float)
     samples = [pts[:1]]
-    for a, b in zip(pts[:-1], pts[1:], strict=True):
+    for a, b in pairwise(pts):
         n = max(1, int(np.ceil(np.abs(b - a).max() * 2)))  # half-voxel steps
         samples.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
     dense = np.concatenate(samples)
