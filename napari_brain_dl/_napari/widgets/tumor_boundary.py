@@ -21,6 +21,7 @@ line and change nothing.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -38,13 +39,20 @@ EDIT_LAYER = "tumor (edited)"
 REGIONS = (("WT", "whole tumour"), ("TC", "tumour core"), ("ET", "enhancing"))
 TOOLS = ("off", "click", "scribble", "box", "lasso")
 _MODES = {"scribble": "add_path", "box": "add_rectangle", "lasso": "add_polygon"}
-_PROBABILITIES: dict[int, tuple[np.ndarray, dict[str, float]]] = {}
+#: The automatic results' probabilities, kept as long as their layer lives (napari hands plugins
+#: proxies of layers: the key is the layer itself).
+_PROBABILITIES: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, dict[str, float]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _unwrapped(layer: Any) -> Any:
+    return getattr(layer, "__wrapped__", layer)
 
 
 def remember(layer: Any, probabilities: np.ndarray | None, thresholds: dict[str, float] | None) -> None:
     """Keep the automatic result's probabilities for `layer` (used when the panel edits it)."""
     if probabilities is not None:
-        _PROBABILITIES[id(layer)] = (probabilities, dict(thresholds or {}))
+        _PROBABILITIES[_unwrapped(layer)] = (probabilities, dict(thresholds or {}))
 
 
 class TumourEditPanel(Container):
@@ -128,7 +136,7 @@ class TumourEditPanel(Container):
         segmenter = (lambda: factory(flair, t1c)) if factory and t1c is not None else None
         try:
             if target is not None:
-                prob, thresholds = _PROBABILITIES.get(id(target), (None, {}))
+                prob, thresholds = _PROBABILITIES.get(_unwrapped(target), (None, {}))
                 self.editor = TumourEditor(
                     flair,
                     t1c,
