@@ -4,10 +4,10 @@ For each target (FLAIR, T2, T1) of brats_more/brats20_training_001 (240x240x155,
 from its other three contrasts:
 
 - ``synthesize``: the real path (files already loaded; model cached after a warm-up call):
-  normalisation, head crop, network with the left-right flip pass (as the card says), masking,
-  marking;
-- plain PyTorch: the same network on the same cropped input tensor, one pass, default memory
-  layout, no normalisation or flips (what a bare ``net(x)`` costs).
+  normalisation, resampling to the card's 2 mm grid and back, head crop, one network pass
+  (channels-last), masking, marking;
+- plain PyTorch: the same network once on the 1 mm head crop of the same input (default memory
+  layout, no resampling): what a bare ``net(x)`` on the scan's own voxels costs.
 
 Timings are wall seconds with ``--threads`` (default 2) torch threads; the issue's bar is a whole
 exam in <= 60 s on 2 CPU cores. Quality is not measured here: it is cross-validated by
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                      "plain_pytorch_one_pass_s": round(plain, 2), "ratio": round(full / plain, 2),
                      "progress_steps": len(steps), "crop": [s.stop - s.start for s in box]})
     print(f"\n{CASE.name}, {args.threads} torch threads ({torch.__version__})")
-    print("| target | from | synthesize s (2 passes) | plain PyTorch s (1 pass) | ratio |")
+    print("| target | from | synthesize s (2 mm grid) | plain PyTorch s (1 mm crop) | ratio |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['target']} | {'+'.join(r['sources'])} | {r['synthesize_s']:.1f} | "
