@@ -71,6 +71,16 @@ def _run(widget: SegmentTumorWidget, card: str, tta: bool = False) -> Any:
 
 
 # -- automatic segmentation ----------------------------------------------------------------
+def test_the_default_model_is_the_flair_t1c_ensemble(exam: tuple[Any, SegmentTumorWidget]) -> None:
+    """The first choice is the shipped FLAIR + T1c model, not the network for exams without T1c
+    (which sorted first by file name)."""
+    from napari_brain_dl.core.tasks.tumor import DEFAULT_MODEL
+
+    _, widget = exam
+    assert widget.model.value == DEFAULT_MODEL == "brats-tumor-seg"
+    assert "brats-tumor-seg-no-t1c" in [value for _, value in widget._model_choices()]
+
+
 def test_run_adds_named_labels_on_flair_grid(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
                                             brats: dict[str, Volume]) -> None:
     viewer, widget = exam

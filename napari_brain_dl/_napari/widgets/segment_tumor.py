@@ -111,6 +111,7 @@ class SegmentTumorWidget(TaskPanel, Container):
                      and c.inference.get("mode") != "click"]  # the click model is for click mode
         except (OSError, ValueError):
             cards = []
+        cards.sort(key=lambda c: c.id != DEFAULT_MODEL)  # the first choice is the default
         choices = [(c.name + ("" if c.available else " (weights missing)"), c.id) for c in cards]
         if DEFAULT_MODEL not in [c.id for c in cards]:
             choices.insert(0, (f"{DEFAULT_MODEL} (not installed)", DEFAULT_MODEL))
