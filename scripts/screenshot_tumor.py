@@ -5,8 +5,9 @@ Run under a virtual display (napari's canvas needs a real GL context)::
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_tumor.py \
         ../shared/data/brats_gli_00001 docs/screenshots
 
-Writes segment_tumor.png (automatic result with TTA, measurements, RANO lines) and
-click_segment.png (three simulated clicks with the click model).
+Writes segment_tumor.png (automatic result with TTA, measurements, RANO lines),
+refine.png (the Refine panel after one "WT tighter" step) and click_segment.png (three
+simulated clicks with the click model).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main(case: Path, out: Path) -> None:
         for data, kwargs, kind in read_paths(str(work / f"{name}.nii.gz")):
             viewer.add_layer(Layer.create(data, kwargs, kind))
     widget = SegmentTumorWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
+    dock = viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
     app = QApplication.instance()
 
     def settle(seconds: float = 1.0) -> None:
@@ -74,10 +75,24 @@ def main(case: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out / "segment_tumor.png"), canvas_only=False)
 
+    truth = np.asarray(io.load(case / "seg-BraTS23_1.nii.gz").data) > 0
+
+    def wt_dice() -> float:
+        wt = np.asarray(layer_volume(viewer.layers[widget.edits.layer.name]).data) > 0
+        return 2 * (wt & truth).sum() / (wt.sum() + truth.sum())
+
+    widget.edits.synchronous = True
+    widget.edits.boundary("WT", -1)
+    settle()
+    print(f"WT tighter: Dice {wt_dice():.3f}; {widget.edits.status.value}")
+    dock.widget().ensureWidgetVisible(widget.edits.native, 0, 0)
+    settle()
+    viewer.screenshot(str(out / "refine.png"), canvas_only=False)
+    widget.edits.undo()
+
     tumor.visible = False
     widget.clicks.synchronous, widget.clicks.device = True, "cpu"
     widget.clicks.toggle.value = True
-    truth = np.asarray(io.load(case / "seg-BraTS23_1.nii.gz").data) > 0
     mask = np.zeros(truth.shape, bool)
     flair_layer = viewer.layers["t2f"]
     for click in range(3):
@@ -89,7 +104,7 @@ def main(case: Path, out: Path) -> None:
         print(f"click {click + 1} ({'+' if positive else '-'}): Dice {dice:.3f} against seg-BraTS23_1")
     settle()
     viewer.screenshot(str(out / "click_segment.png"), canvas_only=False)
-    print(f"saved {out}/segment_tumor.png and click_segment.png")
+    print(f"saved {out}/segment_tumor.png, refine.png and click_segment.png")
     viewer.close()
 
 

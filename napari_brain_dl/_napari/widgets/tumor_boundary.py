@@ -93,8 +93,12 @@ class TumourEditPanel(Container):
             tighter.changed.connect(lambda *_, r=region: self.boundary(r, -1))
             looser.changed.connect(lambda *_, r=region: self.boundary(r, +1))
             rows.append(Container(layout="horizontal", labels=False, widgets=[tighter, looser]))
-        self.tool = ComboBox(label="Tool", choices=list(TOOLS), value="off")
-        self.region = ComboBox(label="Region", choices=[(f"{n} ({r})", r) for r, n in REGIONS], value="WT")
+        tool_names = [(f"Tool: {'none' if t == 'off' else t}", t) for t in TOOLS]
+        self.tool = ComboBox(label="Tool", choices=tool_names, value="off",
+                             tooltip="Draw on the 'tumor prompts' layer: a path is a scribble, "
+                                     "a rectangle a box, a polygon a lasso; click adds clicks")
+        self.region = ComboBox(label="Region", choices=[(f"{n} ({r})", r) for r, n in REGIONS], value="WT",
+                               tooltip="The region a scribble, box or lasso edits")
         self.remove = CheckBox(text="Remove (negative stroke / lasso)", value=False)
         self.undo_button = PushButton(text="Undo", enabled=False, tooltip="Undo the last edit of any kind")
         self.redo_button = PushButton(text="Redo", enabled=False)
