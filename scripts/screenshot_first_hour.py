@@ -22,56 +22,29 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 
 def main(case: Path, out: Path) -> None:
     """Open everything, load, click, and save the three window screenshots."""
     os.environ.setdefault("NAPARI_BRAIN_DL_HOME", tempfile.mkdtemp())  # autosaves stay out of the way
-    import napari
-    from qtpy.QtWidgets import QApplication, QDockWidget
+    from screens import Screen, settle
 
-    from napari_brain_dl._napari.dock_layout import MARK, share_width
+    from napari_brain_dl._napari.dock_layout import share_width
     from napari_brain_dl._napari.widgets.tumor_clicks import voxel_to_display
 
-    def settle(seconds: float = 1.0) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            QApplication.processEvents()
-            time.sleep(0.05)
-
-    manifest = Path(__file__).resolve().parents[1] / "napari_brain_dl" / "napari.yaml"
-    names = [w["display_name"] for w in yaml.safe_load(manifest.read_text())["contributions"]["widgets"]]
-    viewer = napari.Viewer(title="napari-brain-dl")
-    window = viewer.window._qt_window
-    window.resize(1366, 768)
-    widgets = {}
-    for name in names:
-        _, widgets[name] = viewer.window.add_plugin_dock_widget("napari-brain-dl", name)
-        settle(0.1)
+    screen = Screen()
+    viewer, widgets = screen.viewer, screen.widgets
     exam = widgets["Load exam"]
     exam.synchronous = True
     exam.files.value = [case / f"{n}.nii.gz" for n in ("t1c", "t1n", "t2f", "t2w")]
     exam.load()
     settle()
-    docks = {d.windowTitle(): d for d in window.findChildren(QDockWidget)
-             if d.widget() is not None and d.widget().property(MARK)}
-
-    def shot(tab: str, file: str) -> None:
-        docks[tab].raise_()
-        settle()
-        viewer.screenshot(str(out / file), canvas_only=False, flash=False)
-        print(f"{file}: window {window.width()}x{window.height()}, "
-              f"canvas {viewer.window._qt_viewer.canvas.native.width()} px wide")
-
-    out.mkdir(parents=True, exist_ok=True)
     rim = (140, 101, 64)  # enhancing rim of brats_gli_00001: the first click that crashed
     flair = viewer.layers["flair"]
     point = voxel_to_display(flair, rim)
     viewer.dims.set_point(0, float(flair.translate[0] + flair.scale[0] * point[0]))
     viewer.layers.selection.active = flair
     viewer.reset_view()
-    shot("Load exam", "brats_exam_axial_radiological.png")
+    screen.shot("Load exam", out / "brats_exam_axial_radiological.png")
     segment = widgets["Segment tumour"]
     segment.clicks.synchronous, segment.clicks.device = True, "cpu"
     segment.clicks.toggle.value = True
@@ -79,15 +52,12 @@ def main(case: Path, out: Path) -> None:
     segment.clicks.add_click(point, True)
     print(f"click on the rim: {time.perf_counter() - start:.2f} s; {segment.clicks.status.value}")
     segment.results.flush()
-    docks["Segment tumour"].raise_()
-    settle(0.3)
-    docks["Segment tumour"].widget().ensureWidgetVisible(segment.results.table.native, 0, 0)  # scrolled
-    shot("Segment tumour", "click_segment.png")
-    window.resize(1920, 1080)
+    screen.shot("Segment tumour", out / "click_segment.png", scroll_to=segment.results.table)
+    screen.window.resize(1920, 1080)
     settle()
-    share_width(window, docks["Explain"])  # the column as a 1920 px window would have it
+    share_width(screen.window, screen.docks["Explain"])  # the column as a 1920 px window would have it
     viewer.reset_view()
-    shot("Explain", "all_docks_1920x1080.png")
+    screen.shot("Explain", out / "all_docks_1920x1080.png")
     viewer.close()
 
 

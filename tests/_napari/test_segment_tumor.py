@@ -489,6 +489,7 @@ def test_display_details_a_reader_needs(exam: tuple[Any, SegmentTumorWidget], ru
     legend = widget.results.legend.value
     assert all(name in legend for name in ("necrotic", "edema", "enhancing"))
     assert "#3cc83c" in legend  # edema's own colour (60, 200, 60)
+    assert legend.count("<br>") == 2 and "2 edema" in legend  # one line per class, with its label value
     _, clicks, _ = _click_widget(exam)
     clicks.add_click(np.array([77.0, 100.0, 140.0]), True)
     points = viewer.layers[POINTS_LAYER]

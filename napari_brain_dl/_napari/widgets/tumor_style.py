@@ -38,5 +38,6 @@ def legend_html(kind: str, layer: Any = None) -> str:
         if rgba is not None and len(rgba) >= 3 and float(np.max(rgba[:3])) > 0:
             rgb = tuple(round(255 * float(c)) for c in rgba[:3])
         colours[value] = "#{:02x}{:02x}{:02x}".format(*rgb)
-    return "&nbsp;&nbsp;".join(f'<span style="color:{colours[v]}; font-size:14pt">&#9632;</span> {names[v]}'
-                               for v in names)
+    # one line per class: a wrapped line must never put a swatch beside another class's name
+    return "<br>".join(f'<span style="color:{colours[v]}; font-size:14pt">&#9632;</span> '
+                       + (f"{v} {names[v]}" if len(names) > 1 else names[v]) for v in names)
