@@ -61,6 +61,26 @@ def test_a_long_task_shows_a_percentage_and_the_seconds(viewer: Any, qtbot: Any)
     assert not widget.bar.visible and widget.status.value == "done"
 
 
+def test_fractional_progress_reaches_the_bar_as_whole_steps(viewer: Any, qtbot: Any) -> None:
+    """A task reporting 1.5 of 4 steps shows 25 % (Qt's int signal once turned it into garbage
+    and aborted the viewer)."""
+    widget = SynthesizeWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Synthesize", area="right")
+    seen: list[int] = []
+    widget.bar.changed.connect(seen.append)
+    done: list[Any] = []
+
+    def work(progress: Any, cancel: Any, notify: Any) -> str:
+        progress(1.5, 4, "half a step")
+        time.sleep(0.2)
+        return "ok"
+
+    widget.start_task(work, "Test", "Starting", lambda r: (done.append(r), widget._finish("done")),
+                      lambda e: done.append(e))
+    qtbot.waitUntil(lambda: bool(done), timeout=20000)
+    assert done == ["ok"] and seen and set(seen) <= {0, 25}
+
+
 def test_ui_freeze_while_an_exam_loads_and_a_result_is_added(viewer: Any, data_dir: Path, qtbot: Any,
                                                             rule_card: str, record_property: Any) -> None:
     from napari_brain_dl._napari.widgets.load_exam import LoadExamWidget

@@ -48,7 +48,10 @@ def run_task(work: Work, *, on_done: Callable[[Any], None], on_progress: Callabl
     relay.progressed.connect(on_progress)
     relay.noted.connect(on_note)
     # Handlers passed at creation: errors reach on_error only, never a re-raise on the UI thread.
-    worker = create_worker(work, relay.progressed.emit, cancel, relay.noted.emit, _start_thread=False,
+    def progress(done: float, total: float, text: str) -> None:  # Qt's int signal garbles a float
+        relay.progressed.emit(int(done), int(total), str(text))
+
+    worker = create_worker(work, progress, cancel, relay.noted.emit, _start_thread=False,
                            _connect={"returned": on_done, "errored": on_error}, _ignore_errors=True)
     worker._brain_dl_relay = relay  # keep the relay alive as long as the worker
     worker.start()

@@ -286,7 +286,7 @@ def _run_model(spec: str, target: str, vols: dict[str, Volume], names: list[str]
     report(1, 4, f"loading {card.id}")
     loaded = get_model(card, device)
     check(cancel)
-    report(1.5, 4, f"normalising {', '.join(names)}")
+    report(1, 4, f"normalising {', '.join(names)}")
     # the network runs in the training scans' voxel orientation (LPS), exactly reordered and back
     lps = {n: reorient(vols[n], TRAINING_AXCODES) for n in names}
     transform = lps[names[0]][1]
