@@ -57,7 +57,12 @@ class Screen:
 
     def shot(self, tab: str, path: Path, scroll_to: Any = None) -> None:
         """Save the whole window with `tab` in front; print its size and the canvas width."""
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+
         self.front(tab, scroll_to)
+        for toast in self.window.findChildren(NapariQtNotification):  # said in the status line too
+            toast.close()
+        settle(0.3)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.viewer.screenshot(str(path), canvas_only=False, flash=False)
         print(f"{path.name}: window {self.window.width()}x{self.window.height()}, "

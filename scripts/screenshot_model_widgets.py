@@ -1,4 +1,5 @@
-"""Screenshot of the Model manager and Run model widgets running mindgrab in a real viewer.
+"""Screenshot of the Model manager and Run model widgets running mindgrab in a real viewer
+(1366x768, every Brain DL dock open: scripts/screens.py).
 
 Run under a virtual display (napari's canvas needs a real GL context)::
 
@@ -20,31 +21,24 @@ import numpy as np
 def main(models: Path, out: Path) -> None:
     """Open t1_crop, add mindgrab in the manager, run it threaded, screenshot the window."""
     os.environ.setdefault("NAPARI_BRAIN_DL_HOME", tempfile.mkdtemp())  # keep the user's settings clean
-    import napari
     from napari.layers import Layer
-    from qtpy.QtWidgets import QApplication
+    from screens import Screen, settle
 
     from napari_brain_dl._napari.reader import read_paths
-    from napari_brain_dl._napari.widgets.model_manager import ModelManagerWidget
-    from napari_brain_dl._napari.widgets.run_model import RunModelWidget
 
-    viewer = napari.Viewer(title="napari-brain-dl: Run model")
-    viewer.window._qt_window.resize(1600, 1000)
+    screen = Screen(title="napari-brain-dl: Run model")
+    viewer = screen.viewer
     for data, kwargs, kind in read_paths(str(models / "t1_crop.nii.gz")):
         viewer.add_layer(Layer.create(data, kwargs, kind))
-    manager, runner = ModelManagerWidget(viewer), RunModelWidget(viewer)
-    viewer.window.add_dock_widget(manager, name="Model manager", area="right")
-    viewer.window.add_dock_widget(runner, name="Run model", area="right")
+    manager, runner = screen.widgets["Model manager"], screen.widgets["Run model"]
     manager.folder.value = models / "mindgrab"
     manager.model.value = "mindgrab"
     runner.refresh()
     runner.model.value, runner.device.value = "mindgrab", "cpu"
-    app = QApplication.instance()
     start = time.perf_counter()
     runner.run()
     while not runner.run_button.enabled:
-        app.processEvents()
-        time.sleep(0.05)
+        settle(0.05)
     mask = next(layer for layer in viewer.layers if layer._type_string == "labels")
     prov = mask.metadata["provenance"]
     ml = float(np.count_nonzero(mask.data)) * float(np.prod(mask.scale)) / 1000.0
@@ -52,11 +46,7 @@ def main(models: Path, out: Path) -> None:
           f"{ml:.0f} mL, shape {mask.data.shape} vs {viewer.layers[0].data.shape}")
     zs = np.nonzero(mask.data.any(axis=(1, 2)))[0]
     viewer.dims.set_point(0, float(mask.translate[0] + mask.scale[0] * (zs.min() + zs.max()) / 2))
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.05)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out), canvas_only=False)
+    screen.shot("Run model", out)
     print(f"saved {out}; status: {runner.status.value}")
     viewer.close()
 

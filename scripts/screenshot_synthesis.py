@@ -10,7 +10,8 @@ Run under a virtual display (napari's canvas needs a real GL context)::
 Writes synthesize.png (brats_gli_00001, held out by CV fold 0, with that fold's model given by
 --model-dir: FLAIR synthesised from T1, T1c and T2, beside the real FLAIR, T1c and T2, on the
 tumour's centre slice) and super_resolve.png (chris_PD, 2.4 mm slices, coronal view: B-spline
-beside the self-supervised result).
+beside the self-supervised result), each in a 1366x768 window with every Brain DL dock open
+(scripts/screens.py).
 """
 
 from __future__ import annotations
@@ -42,32 +43,20 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
         for f in ("synth-mri.yaml", "synth-mri.safetensors"):
             shutil.copy(model_dir / f, res / "models" / f)
         os.environ["NAPARI_BRAIN_DL_RESOURCES"] = str(res)
-    import napari
     from napari.layers import Layer
-    from qtpy.QtWidgets import QApplication
+    from screens import Screen, settle
 
     from napari_brain_dl._napari import display
     from napari_brain_dl._napari.reader import read_paths
-    from napari_brain_dl._napari.widgets.display_controls import DisplayControls
-    from napari_brain_dl._napari.widgets.super_resolve import SuperResolveWidget
-    from napari_brain_dl._napari.widgets.synthesize import SynthesizeWidget, focus_point, show_side_by_side
+    from napari_brain_dl._napari.widgets.synthesize import focus_point, show_side_by_side
 
-    app = QApplication.instance() or QApplication([])
-
-    def settle(seconds: float = 1.0) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.05)
-
-    def viewer_with(title: str, paths: list[Path]) -> napari.Viewer:
-        viewer = napari.Viewer(title=f"napari-brain-dl: {title}")
-        viewer.window._qt_window.resize(1800, 1000)
-        display.install(viewer)
+    def screen_with(title: str, paths: list[Path]) -> Screen:
+        screen = Screen(title=f"napari-brain-dl: {title}")
+        display.install(screen.viewer)
         for path in paths:
             for data, kwargs, kind in read_paths(str(path)):
-                viewer.add_layer(Layer.create(data, kwargs, kind))
-        return viewer
+                screen.viewer.add_layer(Layer.create(data, kwargs, kind))
+        return screen
 
     def run(widget: object) -> None:
         start = time.perf_counter()
@@ -80,9 +69,8 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     out.mkdir(parents=True, exist_ok=True)
     case = data / "brats_gli_00001"  # held out by CV fold 0: that fold's model never saw it
     scans = [case / f"{n}.nii.gz" for n in ("t1n", "t1c", "t2w", "t2f", "seg-BraTS23_1")]
-    viewer = viewer_with("Synthesize", scans)
-    widget = SynthesizeWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Synthesize", area="right")
+    screen = screen_with("Synthesize", scans)
+    viewer, widget = screen.viewer, screen.widgets["Synthesize"]
     widget.t1.value, widget.t1c.value, widget.t2.value = "t1n", "t1c", "t2w"
     widget.flair.value, widget.target.value, widget.device.value = "(none)", "FLAIR", "cpu"
     viewer.layers["seg-BraTS23_1"].visible = False  # only tells where the tumour is
@@ -93,18 +81,17 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     viewer.layers.move(viewer.layers.index(layer), 0)  # grid order: synthetic, real FLAIR, then the rest
     viewer.layers.move(viewer.layers.index("t2f"), 1)
     settle(1)
+    screen.front("Synthesize")
     show_side_by_side(viewer, layer, focus_point(viewer, layer))  # as the widget does, after the reorder
-    settle(2)
-    viewer.screenshot(str(out / "synthesize.png"), canvas_only=False)
+    screen.shot("Synthesize", out / "synthesize.png")
     viewer.close()
     if only_synthesis:
         print(f"saved {out}/synthesize.png")
         return
 
-    viewer = viewer_with("Super-resolve", [data / "niivue_chris" / "chris_PD.nii.gz"])
-    controls = DisplayControls(viewer)
-    widget = SuperResolveWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Super-resolve", area="right")
+    screen = screen_with("Super-resolve", [data / "niivue_chris" / "chris_PD.nii.gz"])
+    viewer, widget = screen.viewer, screen.widgets["Super-resolve"]
+    controls = screen.widgets["Display"]
     widget.device.value = "cpu"
     widget.method.value = "bspline"
     run(widget)
@@ -118,8 +105,7 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     view = display.grid(viewer)
     view.shape, view.enabled = (1, -1), True
     viewer.reset_view()
-    settle(2)
-    viewer.screenshot(str(out / "super_resolve.png"), canvas_only=False)
+    screen.shot("Super-resolve", out / "super_resolve.png")
     viewer.close()
     print(f"saved {out}/synthesize.png and super_resolve.png")
 

@@ -3,7 +3,8 @@
 The project's classifier (tumor-present) explains brats_2013_pat0006_1 (never trained on):
 the heatmap lands on FLAIR's grid, the checks and the deletion/insertion curves show, and
 a screenshot goes to $NAPARI_BRAIN_DL_SHOTS/explain_gradcam.png when that variable names a
-folder (docs/screenshots to refresh the README), else into the test's tmp_path.
+folder, else into the test's tmp_path (the README's copy, at 1366x768 with every dock open, is
+made by scripts/screenshot_explain.py).
 """
 
 from __future__ import annotations
