@@ -73,3 +73,24 @@ def test_all_docks_fit_the_screen(viewer: Any, data_dir: Path, qtbot: Any, size:
             assert visible.height() == rect.height() and visible.contains(rect.center()), button.text()
     print(f"{size}: window {window.width()}x{window.height()}, canvas {canvas.width()} px wide, "
           f"{len(docks)} docks in tabs")
+
+
+def test_a_long_status_sentence_wraps_instead_of_widening_the_dock(viewer: Any, data_dir: Path,
+                                                                   qtbot: Any) -> None:
+    """A task's closing sentence (super-resolution's self-check is 250 characters) once widened its
+    dock past the column, pushing Cancel and the fields out of view behind a sideways scroll."""
+    from napari_brain_dl._napari.widgets.task_panel import TaskPanel
+
+    docks = open_everything(viewer, data_dir, qtbot, (1366, 768))
+    sentence = "The self-check on 9 held-out in-plane slices scored +2.37 dB against B-spline. " * 3
+    for dock in docks:
+        dock.raise_()
+        scroll = dock.widget()
+        widget = scroll._magic_widget
+        if not isinstance(widget, TaskPanel):
+            continue
+        qtbot.wait(50)
+        assert scroll.horizontalScrollBar().maximum() == 0, dock.windowTitle()  # nothing wider as built
+        widget.status.value = sentence
+        qtbot.wait(50)
+        assert scroll.horizontalScrollBar().maximum() == 0, dock.windowTitle()

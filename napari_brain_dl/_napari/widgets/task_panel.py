@@ -50,7 +50,7 @@ class TaskPanel:
         self.bar = ProgressBar(value=0, max=100, visible=False, label="")
         self.bar.native.setFormat("%p %")
         self.status = Label(label="", value=hint)
-        self.status.native.setWordWrap(True)
+        wrapping(self.status)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self._clock = QTimer(self.status.native)
@@ -130,6 +130,16 @@ class TaskPanel:
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
         self._cancel = None
+
+
+def wrapping(label: Any) -> Any:
+    """A magicgui Label whose text wraps in the column's width: a long sentence never widens
+    the dock (no sideways scrolling, no button pushed out of view). Returns `label`."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
 
 
 def one_sentence(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 from ...core.volume import Volume
 from ..layers import GEOMETRY, layer_volume, same_layer, volume_to_layer_data
 from . import is_cancelled, run_task
+from .task_panel import wrapping
 from .tumor_clicks import TUMOR_KIND, display_to_voxel
 
 PROMPTS_LAYER = "tumor prompts"
@@ -99,10 +100,11 @@ class TumourEditPanel(Container):
                                      "a rectangle a box, a polygon a lasso; click adds clicks")
         self.region = ComboBox(label="Region", choices=[(f"{n} ({r})", r) for r, n in REGIONS], value="WT",
                                tooltip="The region a scribble, box or lasso edits")
-        self.remove = CheckBox(text="Remove (negative stroke / lasso)", value=False)
+        self.remove = CheckBox(text="Remove", value=False,
+                               tooltip="Ticked: scribbles, boxes and lassos remove from the region")
         self.undo_button = PushButton(text="Undo", enabled=False, tooltip="Undo the last edit of any kind")
         self.redo_button = PushButton(text="Redo", enabled=False)
-        self.status = Label(value="Refine the tumour: boundary buttons or a tool.")
+        self.status = wrapping(Label(value="Refine the tumour: boundary buttons or a tool."))
         tools = Container(layout="horizontal", labels=False, widgets=[self.tool, self.region])
         history = Container(layout="horizontal", labels=False, widgets=[self.undo_button, self.redo_button])
         self.extend([*rows, tools, self.remove, history, self.status])
