@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np  # noqa: E402
 import synth_data as sd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from brats_data import cpu_name  # noqa: E402
 
 from napari_brain_dl.core.models.synthnet import BASE_SOURCE, CONTRASTS, IN_CHANNELS, TARGETS  # noqa: E402
 from napari_brain_dl.core.models.unet import UNet3D  # noqa: E402
@@ -297,7 +297,7 @@ def write_card(
             f"Trained by napari-brain-dl: {command} (seed {info['seed']}) on "
             f"{'; '.join(s.name for s in subjects)}. {info['steps']} steps (batch {info['batch']} of "
             f"{info['patch']}^3 patches at {SPACING:g} mm), {info['minutes']} minutes on 1 thread of "
-            f"{sd_cpu()}, no GPU, torch {torch.__version__}."
+            f"{cpu_name()}, no GPU, torch {torch.__version__}."
         ),
         "training": {
             "command": command,
@@ -315,17 +315,6 @@ def write_card(
     )
     path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=110, default_flow_style=None))
     return path
-
-
-def sd_cpu() -> str:
-    """The CPU model, for the card."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,12 @@ def exam(data_dir: Path) -> dict[str, str]:
     }
 
 
+def _click_segment(exam: dict[str, str], out: Path, *options: str) -> int:
+    """`click-segment` on the exam's FLAIR and T1c with `options`, on the CPU."""
+    return main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], *options,
+                 "-o", str(out), "--device", "cpu"])
+
+
 def _ref(exam: dict[str, str]) -> np.ndarray:
     raw = np.rint(np.asarray(io.load(exam["ref"]).data)).astype(int)
     return np.array([0, 1, 2, 1, 3], np.uint8)[raw]
@@ -65,25 +71,7 @@ def test_initial_labels_refined_by_a_prompts_file_keep_sub_regions(
     pfile = tmp_path / "prompts.json"
     pfile.write_text(json.dumps(prompts))
     out, js = tmp_path / "labels.nii.gz", tmp_path / "labels.json"
-    code = main(
-        [
-            "click-segment",
-            "--flair",
-            exam["flair"],
-            "--t1c",
-            exam["t1c"],
-            "--init",
-            str(init),
-            "--prompts",
-            str(pfile),
-            "-o",
-            str(out),
-            "--json",
-            str(js),
-            "--device",
-            "cpu",
-        ]
-    )
+    code = _click_segment(exam, out, "--init", str(init), "--prompts", str(pfile), "--json", str(js))
     assert code == 0
     result = io.load(out)
     assert result.same_grid(flair) and set(np.unique(result.data).tolist()) <= {0, 1, 2, 3}
@@ -107,21 +95,7 @@ def test_clicks_from_nothing_give_whole_tumour(exam: dict[str, str], tmp_path: P
     d = ndimage.distance_transform_edt(ref > 0)
     inner = np.unravel_index(int(d.argmax()), d.shape)
     out = tmp_path / "wt.nii.gz"
-    code = main(
-        [
-            "click-segment",
-            "--flair",
-            exam["flair"],
-            "--t1c",
-            exam["t1c"],
-            "--fg",
-            ",".join(map(str, inner)),
-            "-o",
-            str(out),
-            "--device",
-            "cpu",
-        ]
-    )
+    code = _click_segment(exam, out, "--fg", ",".join(map(str, inner)))
     labels = np.asarray(io.load(out).data)
     assert code == 0 and set(np.unique(labels).tolist()) == {0, 2} and dice(labels > 0, ref > 0) > 0.85
 
@@ -141,21 +115,7 @@ def test_bad_prompts_are_one_sentence_and_nothing_is_written(
     pfile = tmp_path / "p.json"
     pfile.write_text(prompts if isinstance(prompts, str) else json.dumps(prompts))
     out = tmp_path / "labels.nii.gz"
-    code = main(
-        [
-            "click-segment",
-            "--flair",
-            exam["flair"],
-            "--t1c",
-            exam["t1c"],
-            "--prompts",
-            str(pfile),
-            "-o",
-            str(out),
-            "--device",
-            "cpu",
-        ]
-    )
+    code = _click_segment(exam, out, "--prompts", str(pfile))
     err = capsys.readouterr().err.strip()
     assert code == 3 and len(err.splitlines()) == 1 and words in err and not out.exists(), err
 
@@ -170,24 +130,7 @@ def test_initial_labels_on_another_grid_are_refused(
     io.save(Volume(np.zeros((60, 60, 40), np.uint8), flair.affine, "x", {}), other)
     out = tmp_path / "labels.nii.gz"
     out.write_bytes(b"keep")
-    code = main(
-        [
-            "click-segment",
-            "--flair",
-            exam["flair"],
-            "--t1c",
-            exam["t1c"],
-            "--fg",
-            "120,120,70",
-            "--init",
-            str(other),
-            "-o",
-            str(out),
-            "--overwrite",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = _click_segment(exam, out, "--fg", "120,120,70", "--init", str(other), "--overwrite")
     err = capsys.readouterr().err.strip()
     assert code == 3 and "not on the exam's grid" in err and out.read_bytes() == b"keep", err
 
@@ -204,8 +147,7 @@ def test_init_auto_refines_the_automatic_result(exam: dict[str, str], tmp_path: 
     pfile.write_text(json.dumps({"prompts": [
         {"kind": "lasso", "region": "ET", "points": [[x, y, k] for x, y in contour.tolist()]}]}))
     out, js = tmp_path / "labels.nii.gz", tmp_path / "labels.json"
-    code = main(["click-segment", "--flair", exam["flair"], "--t1c", exam["t1c"], "--init", "auto",
-                 "--prompts", str(pfile), "-o", str(out), "--json", str(js), "--device", "cpu"])
+    code = _click_segment(exam, out, "--init", "auto", "--prompts", str(pfile), "--json", str(js))
     assert code == 0
     labels = np.asarray(io.load(out).data).astype(np.uint8)
     assert set(np.unique(labels).tolist()) == {0, 1, 2, 3}

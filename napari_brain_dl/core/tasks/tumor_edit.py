@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..models.prepost import region_thresholds
 from ..volume import Volume
 from .tumor_prompts import REGIONS, Prompt, box_polygon, parse_prompt, polygon_mask, stroke_mask
 
@@ -154,7 +155,7 @@ class TumourEditor:
         self.flair, self.t1c, self.device = flair, t1c, device
         self.shape = tuple(int(s) for s in flair.shape)
         self.spacing = tuple(float(s) for s in flair.spacing)
-        self.thresholds = dict.fromkeys(REGIONS, 0.5) | {k: float(v) for k, v in (thresholds or {}).items()}
+        self.thresholds = region_thresholds(thresholds or {})  # missing regions: 0.5
         self._segmenter = segmenter
         self.clicks: list[tuple[tuple[int, int, int], bool]] = []
         self._undo: list[_Step] = []
@@ -261,28 +262,27 @@ class TumourEditor:
         self.prob[at] = step.prob
         full = step.thresholds != self.thresholds
         self.thresholds, self.clicks = dict(step.thresholds), list(step.clicks)
-        if not full:
-            self._grow_roi(step.box)
         if full:
             self._recompose()
         else:
+            self._grow_roi(step.box)
             self.labels[step.box] = compose(self.prob[at], self.thresholds)
         return other
 
     def undo(self) -> bool:
         """Undo the last interaction (any kind); False when there is none."""
-        if not self._undo:
-            return False
-        self._redo.append(self._swap(self._undo.pop()))
-        self.log.append({"what": "undo"})
-        return True
+        return self._replay(self._undo, self._redo, "undo")
 
     def redo(self) -> bool:
         """Redo the last undone interaction; False when there is none."""
-        if not self._redo:
+        return self._replay(self._redo, self._undo, "redo")
+
+    def _replay(self, source: list[_Step], target: list[_Step], what: str) -> bool:
+        """Swap the newest step of `source` back in; the state it replaces goes onto `target`."""
+        if not source:
             return False
-        self._undo.append(self._swap(self._redo.pop()))
-        self.log.append({"what": "redo"})
+        target.append(self._swap(source.pop()))
+        self.log.append({"what": what})
         return True
 
     # ------------------------------------------------------------------------- boundary
