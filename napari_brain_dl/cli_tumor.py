@@ -196,7 +196,7 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
     from .core.tasks.click_segment import ClickSegmenter
     from .core.tasks.measure import tumor_measurements
     from .core.tasks.tumor import prepare_exam
-    from .core.tasks.tumor_edit import TumourEditor, check_labels
+    from .core.tasks.tumor_edit import TumourEditor
     from .core.tasks.tumor_prompts import parse_prompt, parse_prompts
 
     try:
@@ -230,8 +230,7 @@ def cmd_click_segment(args: argparse.Namespace) -> int:
                                 progress=stderr_progress, notify=_notify)
             init_labels, probabilities, init_prov = seg.labels, seg.probabilities, seg.provenance
         elif args.init:
-            init_labels = load_scan(args.init)
-            check_labels(init_labels, flair)  # another grid: one sentence before the network loads
+            init_labels = load_scan(args.init)  # another grid: the editor refuses it before any network
         for note in notes:
             _notify(note)
         editor = TumourEditor(
