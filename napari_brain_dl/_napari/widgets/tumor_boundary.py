@@ -33,7 +33,7 @@ from ...core.volume import Volume
 from ..layers import GEOMETRY, layer_volume, same_layer, volume_to_layer_data
 from . import is_cancelled, run_task
 from .task_panel import wrapping
-from .tumor_clicks import TUMOR_KIND, display_to_voxel
+from .tumor_clicks import TUMOR_KIND, display_to_index, display_to_voxel
 
 PROMPTS_LAYER = "tumor prompts"
 EDIT_LAYER = "tumor (edited)"
@@ -210,7 +210,7 @@ class TumourEditPanel(Container):
             return False
         from ...core.tasks.tumor_prompts import parse_prompt
 
-        pts = [self._to_voxel(p) for p in np.asarray(data_points, float).reshape(-1, 3)]
+        pts = [display_to_index(self._flair_layer, p) for p in np.asarray(data_points, float).reshape(-1, 3)]
         if kind == "box" and len(pts) >= 2:  # a rectangle's four corners: two opposite ones
             arr = np.asarray(pts)
             pts = [arr.min(0).tolist(), arr.max(0).tolist()]
@@ -228,17 +228,6 @@ class TumourEditPanel(Container):
             return False
         self._run(lambda ed: ed.prompt(prompt), f"{kind} ({prompt.region})")
         return True
-
-    def _to_voxel(self, point: np.ndarray) -> list[float]:
-        """Layer data point -> voxel index of FLAIR's array (may lie outside: the check says so)."""
-        from .tumor_clicks import _orientation
-
-        transform, shape = _orientation(self._flair_layer)
-        out = []
-        for axis, (new_axis, flip) in enumerate(transform):
-            value = float(point[-3:][int(new_axis)])
-            out.append(shape[axis] - 1 - value if flip < 0 else value)
-        return out
 
     def undo(self, *_: Any) -> None:
         """Undo the last edit (boundary, prompt or paint)."""
@@ -298,13 +287,14 @@ class TumourEditPanel(Container):
 
     def _show(self, text: str) -> None:
         """Put the editor's labels into the layer (in place) and say what happened."""
-        data = np.asarray(volume_to_layer_data(self.editor.volume(), "labels")[0])
+        edited = self.editor.volume()
+        data = np.asarray(volume_to_layer_data(edited, "labels")[0])
         self._painting = True
         try:
             self.layer.data[...] = data
             self.layer.metadata["provenance"] = {
                 **self.layer.metadata.get("provenance", {}),
-                "edits": self.editor.volume().meta["provenance"],
+                "edits": edited.meta["provenance"],
             }
             self.layer.refresh()
         finally:

@@ -48,14 +48,21 @@ def _orientation(layer: Any) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.asarray(record["orientation_transform"], float), tuple(record["native_shape"])
 
 
-def display_to_voxel(layer: Any, point: Any) -> Voxel | None:
-    """Voxel index (i, j, k) of the source array under a layer data point; None outside the grid."""
+def display_to_index(layer: Any, point: Any) -> list[float]:
+    """Continuous index (i, j, k) of the source array under a layer data point (may lie outside)."""
     transform, shape = _orientation(layer)
-    d = np.rint(np.asarray(point, float)[-3:]).astype(int)
+    d = np.asarray(point, float)[-3:]
     out = []
     for axis, (new_axis, flip) in enumerate(transform):
-        value = int(d[int(new_axis)])
+        value = float(d[int(new_axis)])
         out.append(shape[axis] - 1 - value if flip < 0 else value)
+    return out
+
+
+def display_to_voxel(layer: Any, point: Any) -> Voxel | None:
+    """Voxel index (i, j, k) of the source array under a layer data point; None outside the grid."""
+    shape = _orientation(layer)[1]
+    out = [int(v) for v in display_to_index(layer, np.rint(np.asarray(point, float)))]  # whole numbers
     if any(not 0 <= v < s for v, s in zip(out, shape, strict=True)):
         return None
     return out[0], out[1], out[2]
