@@ -1,14 +1,13 @@
 """Property-based tests (hypothesis) of the readers, the model-card parser and click coordinates.
 
 The property everywhere: the input is accepted, or refused with the project's own clear error
-(`ImageReadError`, `CardError`, `ValueError` with a sentence, `argparse.ArgumentTypeError`);
+(`ImageReadError`, `CardError`, `ValueError` with a sentence);
 nothing else escapes. Examples and deadlines are bounded so the file runs in well under a minute;
 the database is off so CI runs are reproducible (``derandomize``).
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import tempfile
 from pathlib import Path
@@ -165,11 +164,11 @@ def test_card_file_with_any_text(text: str) -> None:
 @FUZZ
 @given(text=st.text(alphabet="0123456789-, .e+a", max_size=16))
 def test_cli_click_index_parser(text: str) -> None:
-    from napari_brain_dl.cli_tumor import _index
+    from napari_brain_dl.core.jobs.tumor import voxel_index
 
     try:
-        index = _index(text)
-    except argparse.ArgumentTypeError as exc:
+        index = voxel_index(text)
+    except ValueError as exc:
         assert repr(text) in str(exc)
         return
     assert len(index) == 3 and all(isinstance(v, int) for v in index)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from platformdirs import user_data_path
 
 APP = "napari-brain-dl"
 SUFFIX = {"brats": "_tumor_autosave.nii.gz", "whole": "_tumor_clicks_autosave.nii.gz"}
@@ -36,7 +37,6 @@ def user_autosave_root() -> Path:
     env = os.environ.get("NAPARI_BRAIN_DL_HOME")
     if env:
         return Path(env) / "autosave"
-    from platformdirs import user_data_path
 
     return user_data_path(APP, appauthor=False) / "autosave"
 

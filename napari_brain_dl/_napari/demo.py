@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, distribution
+from importlib.resources import files
 from typing import Any
+
+from .. import __name__ as package
 
 PLUGIN = "napari-brain-dl"
 
@@ -11,7 +15,6 @@ def widget_names() -> list[str]:
     """Display names of every dock widget in this plugin's napari.yaml."""
     from npe2 import PluginManifest
 
-    from .. import __name__ as package
 
     manifest = PluginManifest.from_distribution(PLUGIN) if _installed() else \
         PluginManifest.from_file(_manifest_path(package))
@@ -19,7 +22,6 @@ def widget_names() -> list[str]:
 
 
 def _installed() -> bool:
-    from importlib.metadata import PackageNotFoundError, distribution
 
     try:
         distribution(PLUGIN)
@@ -29,7 +31,6 @@ def _installed() -> bool:
 
 
 def _manifest_path(package: str) -> str:
-    from importlib.resources import files
 
     return str(files(package) / "napari.yaml")
 

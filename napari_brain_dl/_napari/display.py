@@ -24,6 +24,7 @@ Layers are shown in voxel space reoriented to (S, P, L); see `layers.py`.
 
 from __future__ import annotations
 
+import importlib
 import weakref
 from collections.abc import Generator
 from typing import Any
@@ -277,7 +278,6 @@ _LAZY_IMPORTS = ("pandas", "napari.layers.points", "napari.components.histogram"
 def warm_up() -> None:
     """Import what napari loads lazily on first use; called from a worker thread before layers
     are added, so the UI thread never pays for it (a module missing in this napari is skipped)."""
-    import importlib
 
     for name in _LAZY_IMPORTS:
         try:

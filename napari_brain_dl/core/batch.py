@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from .cohort import Subject, discover
+from .extras import require
+from .output_rules import check_outputs_apart
 from .progress import CancelToken, ProgressCallback
 
 TASKS = ("segment", "skullstrip", "parcellate", "synthesize", "super-resolve", "classify")
@@ -106,7 +108,6 @@ def claim_output_folder(input_dir: str | os.PathLike[str], output_dir: str | os.
         ValueError: The folder is, lies inside or contains `input_dir`, is a file, or already
             holds files that batch did not write.
     """
-    from .output_rules import check_outputs_apart
 
     out = Path(output_dir)
     check_outputs_apart({"output_dir": out}, [input_dir], folders=("output_dir",))
@@ -194,7 +195,6 @@ def run_batch(
     """
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    from .extras import require
 
     require("distributed")
     if processes and not scheduler:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .headers import FREE_TEXT_KEY, itk_reason
 from .volume import Volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -96,7 +97,6 @@ def load_dicom_series(folder: Path, series_uid: str | None = None) -> Volume:
     """
     import SimpleITK as sitk
 
-    from .headers import FREE_TEXT_KEY, itk_reason
     from .io import ImageReadError, SeriesChoiceError, check_fits_in_memory
 
     series = list_series(folder)
@@ -180,7 +180,6 @@ def _check_slice_positions(folder: Path, files: list[str]) -> None:
     """
     import SimpleITK as sitk
 
-    from .headers import itk_reason
     from .image_checks import ImageReadError
 
     positions, directions = [], []

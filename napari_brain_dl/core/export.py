@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from . import io
 from .dicom import LPS_TO_RAS
+from .extras import require
 from .volume import Volume, reorient
 
 DEFAULT_DESCRIPTION = "napari-brain-dl labels"
@@ -114,7 +116,6 @@ def save_dicom_seg(labels: Volume, source: Volume, path: str | os.PathLike[str],
         >>> t1 = load("dicom_t1_axial")  # doctest: +SKIP
         >>> save_dicom_seg(seg, t1, "seg.dcm", label_names={1: "tumour"})  # doctest: +SKIP
     """
-    from .extras import require
 
     hd = require("highdicom")
     from pydicom.sr.codedict import codes  # pydicom comes with highdicom
@@ -185,7 +186,6 @@ def _strip_identifiers(dataset: Any) -> None:
 
 
 def _package_version() -> str:
-    from .. import __version__
 
     return str(__version__)
 

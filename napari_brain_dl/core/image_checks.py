@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from .volume import Volume
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """A file or folder could not be read as a 3D scan; the message says why."""
 
 

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import __version__
 from . import device as dev
+from .errors import InputError
 from .models import prepost
 from .models.card import ModelCard
 from .models.loaders import LoadedModel, load_model
@@ -174,7 +176,7 @@ def predict(
     return Prediction(result, prov)
 
 
-class ResourceError(ValueError):
+class ResourceError(InputError):
     """A run would not fit in memory; the message says how much it needs and what to do."""
 
 
@@ -474,7 +476,6 @@ def _provenance(
     box: tuple[slice, ...],
     seconds: float,
 ) -> dict[str, Any]:
-    from .. import __version__
 
     card = loaded.card
     return {

@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError
 
-from .headers import FREE_TEXT_KEY
+from .headers import FREE_TEXT_KEY, check_external_data, itk_reason
 from .image_checks import (  # noqa: F401  (the errors and checks are re-exported: callers use io.X)
     SPACING_RANGE_MM,
     ImageReadError,
@@ -183,7 +183,6 @@ def _load_sitk_file(path: Path, volume_index: int | None) -> Volume:
     import SimpleITK as sitk
 
     from .dicom import volume_from_sitk
-    from .headers import check_external_data, itk_reason
 
     check_external_data(path)
     try:

@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import Any, Protocol, TextIO
 
+from tqdm import tqdm
+
 
 class ProgressCallback(Protocol):
     """Called with work done so far, total work, and what is happening."""
@@ -100,7 +102,6 @@ class StderrProgress:
         atexit.register(self.drop)
 
     def __call__(self, done: int, total: int, text: str) -> None:
-        from tqdm import tqdm
 
         done, total = int(done), int(total)  # some tasks count in fractions: whole steps are shown
         bar = self._bar

@@ -7,28 +7,27 @@ Sidecar naming: the full output file name plus ``.json`` (``tumor.nii.gz`` ->
 A record holds the product version, the command and every option needed to run it again
 (paths made absolute), the model (card id, card sha256, weights sha256), the task's own
 parameters, the device, each input and output file with its sha256, timings and the
-software versions. Re-running a record is the command line's business (``cli_rerun``): core
-never imports the CLI.
+software versions. Jobs (`core.jobs`) write these records; `core.jobs.rerun` rebuilds a job
+from one.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from .hashing import file_sha256, sha256_file  # noqa: F401  (sha256_file: part of this module's API)
 
 SCHEMA = "napari-brain-dl/provenance/1"
 SIDECAR_SUFFIX = ".json"
-OUTPUT_OPTIONS = ("output", "json", "uncertainty")  # CLI options that name files a command writes
 
 
 def sidecar_path(output: str | os.PathLike[str]) -> Path:
@@ -80,7 +79,6 @@ def build_record(
         ...                    inputs={"flair": "/d/f.nii.gz"}, outputs={"output": "/o/t.nii.gz"})
         >>> rec["inputs"]["flair"]["sha256"][:8]  # doctest: +SKIP
     """
-    from .. import __version__
 
     result = dict(result or {})
     now = time.time()
@@ -173,7 +171,6 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     return record
 
 
-# -- the command line ----------------------------------------------------------------------------------
 def absolute_paths(value: Any) -> Any:
     """`value` with every existing path (str or Path, also inside lists and dicts) made absolute."""
     if isinstance(value, Path) or (isinstance(value, str) and value and os.path.exists(value)):
@@ -183,58 +180,3 @@ def absolute_paths(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: absolute_paths(v) for k, v in value.items()}
     return value
-
-
-def cli_options(args: argparse.Namespace, outputs: Iterable[str]) -> dict[str, Any]:
-    """The options of a parsed command, existing paths and the named output options absolute."""
-    skip = {"func", "command"}
-    options = {k: v for k, v in vars(args).items() if k not in skip and not k.startswith("_")}
-    for key, value in options.items():
-        options[key] = (
-            str(Path(value).resolve()) if key in outputs and isinstance(value, str | os.PathLike)
-            else absolute_paths(value)
-        )
-    return options
-
-
-def record_cli_outputs(
-    args: argparse.Namespace,
-    outputs: Mapping[str, str | os.PathLike[str] | None],
-    inputs: Mapping[str, str | os.PathLike[str] | None],
-    result: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> list[Path]:
-    """Write one sidecar beside every image a CLI command wrote (the headless entry point).
-
-    Args:
-        args: The parsed arguments (``args.command`` names the subcommand).
-        outputs: Option dest -> file written (None when that output was not asked for). Files
-            ending in ``.json`` (reports that embed provenance) are listed but get no sidecar.
-        inputs: Input role -> file.
-        result: The task's provenance.
-        extra: More facts for the record (e.g. check verdicts).
-    """
-    written = {k: v for k, v in outputs.items() if v}
-    names = vars(args)
-    output_options = sorted({k for k in (*written, *OUTPUT_OPTIONS)
-                             if isinstance(names.get(k), str | os.PathLike)})  # argparse may give Paths
-    record = build_record(
-        command=str(args.command),
-        options=cli_options(args, output_options),
-        inputs=inputs,
-        outputs=written,
-        result=result,
-        started=getattr(args, "_started", None),
-        extra={"output_options": output_options, **(extra or {})},
-    )
-    overwrite = bool(getattr(args, "overwrite", False))
-    images = [Path(p) for p in written.values() if not str(p).endswith(".json")]
-    sidecars: list[Path] = []
-    try:
-        for path in images:
-            sidecars.append(write_sidecar(path, record, overwrite=overwrite))
-    except OSError:  # no result without its provenance: remove what this run wrote
-        for path in [*(Path(p) for p in written.values()), *sidecars]:
-            path.unlink(missing_ok=True)
-        raise
-    return sidecars

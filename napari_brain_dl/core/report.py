@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .. import __version__
+from .cohort import read_cohort
+from .provenance import file_entry, read_sidecar, sidecar_path
 from .volume import Volume
 
 STATEMENT = ("Research use only. Not a medical device; not for diagnosis. Every outline, "
@@ -61,7 +66,6 @@ class ExamReport:
 
         A whole-tumour mask ("whole") gives the whole-tumour volume only.
         """
-        import numpy as np
 
         from .tasks.measure import tumor_measurements
 
@@ -112,7 +116,6 @@ def align(exam: ExamReport) -> ExamReport:
 
 
 def _sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
-    from .provenance import read_sidecar, sidecar_path
 
     return read_sidecar(path) if sidecar_path(path).is_file() else {}
 
@@ -144,7 +147,6 @@ def exam_from_files(
         ValueError: No scan, or a scan or result that cannot be read.
     """
     from . import io
-    from .provenance import file_entry
     from .synthetic import is_synthetic
 
     if not scans:
@@ -190,7 +192,6 @@ def history_from_cohort(csv_path: str | os.PathLike[str], subject: str) -> list[
     Raises:
         ValueError: No successful segmentation of that subject in the CSV.
     """
-    from .cohort import read_cohort
 
     keys = ("whole_tumor_ml", "tumor_core_ml", "enhancing_ml")
     rows = [r for r in read_cohort(csv_path) if subject in (r.get("subject"), r.get("id"))
@@ -267,7 +268,6 @@ def build_html(exam: ExamReport) -> str:
         >>> exam = exam_from_files([("FLAIR", "t2f.nii.gz")], labels="tumor.nii.gz")  # doctest: +SKIP
         >>> Path("report.html").write_text(build_html(exam))  # doctest: +SKIP
     """
-    from .. import __version__
 
     parts = [f"<h1>{_esc(exam.title)}</h1>", f'<p class="statement">{_esc(STATEMENT)}</p>']
     facts = [["Exam", exam.date or "not given"], ["Scans", ", ".join(

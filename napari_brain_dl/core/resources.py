@@ -6,6 +6,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import platformdirs
+
 PACKAGE = "napari_brain_dl.resources"  # the repository's top-level resources/, packed as package data
 
 
@@ -39,6 +41,5 @@ def user_dir() -> Path:
     env = os.environ.get("NAPARI_BRAIN_DL_HOME")
     if env:
         return Path(env)
-    import platformdirs
 
     return Path(platformdirs.user_data_dir("napari-brain-dl", appauthor=False))

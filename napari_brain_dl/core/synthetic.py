@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from .volume import Volume
 
 SUFFIX = "_synthetic"
@@ -53,7 +54,6 @@ def mark_synthetic(
         >>> s.name, s.meta["synthetic"], s.meta["description"]
         ('FLAIR (synthetic)', True, 'SYNTHETIC FLAIR from T1c by histogram')
     """
-    from .. import __version__
 
     prov = dict(provenance or {})
     meta = {k: v for k, v in volume.meta.items() if k not in ("path", "description")}

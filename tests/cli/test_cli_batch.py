@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_brain_dl.cli import main
-from napari_brain_dl.cli_batch import subject_layers
+from napari_brain_dl.cli.batch import subject_layers
 from napari_brain_dl.core import io
 from napari_brain_dl.core.batch import CSV_NAME, local_cluster_options
 from napari_brain_dl.core.cohort import read_cohort

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from napari_brain_dl.cli_models import register
+from napari_brain_dl.cli import main as cli
 from napari_brain_dl.core import io
-
-
-def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="napari-brain-dl")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def test_models_list_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,7 +42,7 @@ def test_bad_inputs_exit_3_with_one_sentence(
     for argv in cases:
         assert cli(argv) == 3, argv
         err = capsys.readouterr().err.strip()
-        assert err.startswith("napari-brain-dl: ") and "\n" not in err and "Traceback" not in err
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_brain_dl.cli_rerun import rerun
 from napari_brain_dl.core import io
 from napari_brain_dl.core.batch import CSV_NAME, DONE, run_batch
 from napari_brain_dl.core.cohort import bids_contrast, discover, read_cohort, subject_files
+from napari_brain_dl.core.jobs.rerun import rerun
 from napari_brain_dl.core.progress import CancelToken
 from napari_brain_dl.core.provenance import read_sidecar, sidecar_path
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from napari_brain_dl.cli import main
-from napari_brain_dl.cli_rerun import rerun
 from napari_brain_dl.core import io
+from napari_brain_dl.core.jobs.rerun import rerun
 from napari_brain_dl.core.provenance import read_sidecar, sidecar_path, write_sidecar
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import napari.viewer
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label
 
+from ...core.models import default_registry, resolve_model
 from ...core.progress import CancelToken
 from ...core.tasks.classify import DEFAULT_MODEL, METHODS
 from ..dock_layout import adopt
@@ -119,7 +121,6 @@ class ExplainWidget(TaskPanel, Container):
         return [NONE, *self._layers_of("labels")]
 
     def _model_choices(self, _w: Any = None) -> list[tuple[str, str]]:
-        from ...core.models import default_registry
 
         try:
             cards = [
@@ -133,7 +134,6 @@ class ExplainWidget(TaskPanel, Container):
         return [(f"{c.name} [{c.task}]" + ("" if c.available else " (weights missing)"), c.id) for c in cards]
 
     def _card(self) -> Any:
-        from ...core.models import resolve_model
 
         try:
             return resolve_model(self.model.value or DEFAULT_MODEL)
@@ -260,7 +260,6 @@ class ExplainWidget(TaskPanel, Container):
         layer = self.heatmap_layer
         if layer is None or layer not in self._viewer.layers:
             return
-        import numpy as np
 
         top = float(np.max(layer.data)) or 1.0
         layer.opacity = float(self.opacity.value)

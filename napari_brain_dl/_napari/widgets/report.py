@@ -11,13 +11,16 @@ left out unless "Include patient identifiers" is ticked.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import napari.viewer
+import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, LineEdit
 
 from ...core.progress import CancelToken, check
+from ...core.provenance import file_entry
 from ..dock_layout import adopt
 from ..layers import is_synthetic_layer, layer_contrast, layer_volume
 from .task_panel import TaskPanel
@@ -27,11 +30,8 @@ from .tumor_results import TOUCHED
 
 def fill_inputs(exam: Any) -> None:
     """sha256 of each input: its file when it has one, else its voxel data (made in this session)."""
-    import hashlib
 
-    import numpy as np
 
-    from ...core.provenance import file_entry
 
     for name, entry in exam.inputs.items():
         volume = entry.pop("volume", None) or exam.scans.get(name)

@@ -21,6 +21,7 @@ import napari.viewer
 from magicgui.widgets import CheckBox, ComboBox, Container
 from napari.utils.notifications import show_info
 
+from ...core.models import default_registry, resolve_model
 from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
 from ..dock_layout import adopt
@@ -103,7 +104,6 @@ class SegmentTumorWidget(TaskPanel, Container):
         return [NONE, *self.image_layers()]
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
-        from ...core.models import default_registry
 
         try:
             cards = [c for c in default_registry().cards()
@@ -287,7 +287,6 @@ class SegmentTumorWidget(TaskPanel, Container):
 
 def _card_labels(model: str | None) -> list[Any]:
     """Label table of the model's card (for colours), empty when unknown."""
-    from ...core.models import resolve_model
 
     try:
         return list(resolve_model(model or DEFAULT_MODEL).labels)

@@ -17,6 +17,7 @@ import napari.viewer
 from magicgui.widgets import ComboBox, Container, FloatSpinBox
 from napari.utils.notifications import show_info
 
+from ...core.models import default_registry
 from ...core.progress import CancelToken
 from ..dock_layout import adopt
 from ..layers import layer_volume, volume_to_layer_data
@@ -59,7 +60,6 @@ class SuperResolveWidget(TaskPanel, Container):
                 if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb]
 
     def _method_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
-        from ...core.models import default_registry
 
         try:
             cards = [c for c in default_registry().cards() if c.task == "super_resolution"]

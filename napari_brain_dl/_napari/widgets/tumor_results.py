@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -388,7 +389,6 @@ def _index(minimum: float) -> list[str]:
 
 def touch(layer: Any) -> None:
     """Mark `layer` as the tumour labels the reader worked on last (the report takes that one)."""
-    import time
 
     layer.metadata[TOUCHED] = time.time()
 

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 SIGNS = ("relu", "abs", "signed")
 Target = Callable[[torch.Tensor], torch.Tensor]
 
 
-class LayerError(ValueError):
+class LayerError(InputError):
     """The requested layer does not exist or cannot be hooked."""
 
 

@@ -17,7 +17,9 @@ message naming it.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import inspect
 import json
 import re
 from pathlib import Path
@@ -25,6 +27,8 @@ from typing import Any
 
 from torch import nn
 
+from ..config_files import load_config_file
+from ..errors import InputError
 from .card import CardError, ModelCard
 
 ALLOWED_PREFIXES = ("monai.", "torch.")  # where a target name may be looked up at all
@@ -33,12 +37,11 @@ _COMPONENT_KEYS = {"_target_", "_desc_", "_requires_", "_disabled_", "_mode_"}
 _REF = re.compile(r"@([\w#]+)")
 
 
-class BundleError(ValueError):
+class BundleError(InputError):
     """A bundle cannot be used here; the message says what is missing."""
 
 
 def _read(path: Path) -> dict[str, Any]:
-    from ..config_files import load_config_file
 
     try:
         data = load_config_file(path)
@@ -133,8 +136,6 @@ def _component_problems(node: dict[str, Any], locator: Any) -> list[str]:
 
 def _allowed_target(name: str, locator: Any) -> bool:
     """True for a `torch.nn.Module` subclass defined in monai.networks or torch.nn."""
-    import importlib
-    import inspect
 
     if "." in name:
         module_name, _, attr = name.rpartition(".")

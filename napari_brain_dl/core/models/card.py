@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from ..config_files import load_config_file
+from ..errors import InputError
 from .card_schema import Output, Task, check_card_fields
 
 TASKS: tuple[str, ...] = get_args(Task)
@@ -26,7 +27,7 @@ OUTPUT_KINDS: tuple[str, ...] = get_args(Output.model_fields["kind"].annotation)
 DEFAULT_INTENDED_USE = "Research only, not for diagnosis."
 
 
-class CardError(ValueError):
+class CardError(InputError):
     """A model card is missing, unreadable or inconsistent; the message says which field."""
 
 

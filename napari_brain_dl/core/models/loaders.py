@@ -15,6 +15,7 @@ allowed, and process/shell/eval functions never are.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import pickle
@@ -27,11 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import InputError
+from ..hashing import file_sha256
+from ..resources import resources_dir
 from .card import ModelCard
 from .meshnet import ArchitectureMismatchError, MeshNet, load_meshnet_state, spec_from_dict, spec_from_json
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """Weights are missing, unreadable, truncated or of an unknown format."""
 
 
@@ -118,7 +122,6 @@ def sha256_file(path: str | Path) -> str:
         >>> sha256_file("mindgrab/model.pth")[:12]  # doctest: +SKIP
         '31f1bda17b8d'
     """
-    from ..hashing import file_sha256
 
     return file_sha256(Path(path))
 
@@ -233,7 +236,6 @@ def _unsafe_globals(path: Path) -> list[str]:
 
 
 def _import_global(name: str) -> Any:
-    import importlib
 
     module, _, attr = name.rpartition(".")
     obj: Any = importlib.import_module(module)
@@ -274,7 +276,6 @@ def trusted_by_package(card: ModelCard) -> bool:
 
     A card elsewhere saying ``trusted: true`` is a file vouching for itself: it is ignored.
     """
-    from ..resources import resources_dir
 
     shipped = card.folder is not None and card.folder.is_relative_to((resources_dir() / "models").resolve())
     return card.trusted and shipped

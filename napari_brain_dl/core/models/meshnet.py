@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 
-class ArchitectureMismatchError(ValueError):
+
+class ArchitectureMismatchError(InputError):
     """The weights do not fit the architecture; the message names the tensors."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from ..progress import CancelToken, check
@@ -343,7 +344,6 @@ def apply_filter_bank(bank: FilterBank, stack: np.ndarray, phase: np.ndarray, *,
         >>> apply_filter_bank(bank, x, np.zeros(24)).shape
         (2, 24, 24)
     """
-    from numpy.lib.stride_tricks import sliding_window_view
 
     cfg = bank.settings
     out = np.empty(stack.shape, np.float32)

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ... import __version__
 from ..image_metrics import dice
 from ..progress import CancelToken, check
 from ..volume import Volume, reorient, restore_orientation
@@ -623,7 +624,6 @@ class ClickSegmenter:
     ) -> dict[str, Any]:
         import torch
 
-        from ... import __version__
 
         card = self.loaded.card
         return {

@@ -68,7 +68,7 @@ def parcellate(
         )
     pred = predict(card, source, device=device, progress=progress, cancel=cancel, notify=notify)
     labels = pred.primary
-    infos = _label_infos(card)
+    infos = label_infos(card)
     names = {lab.value: lab.name for lab in infos}
     regions = region_volumes(labels, infos)
     labels.name = f"{volume.name}_parcellation"
@@ -100,7 +100,7 @@ def region_volumes(labels: Volume, infos: list[LabelInfo]) -> list[dict[str, Any
     ]
 
 
-def _label_infos(card: ModelCard) -> list[LabelInfo]:
+def label_infos(card: ModelCard) -> list[LabelInfo]:
     """Label names: colormap.json beside the weights (as distributed) wins, else the card's table."""
     if card.weights_path is not None:
         colormap = Path(card.weights_path).parent / "colormap.json"

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ... import __version__
+from ..headers import itk_reason
 from ..models.card import ModelCard
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
@@ -98,7 +100,6 @@ def _versions() -> dict[str, Any]:
     import nilearn
     import SimpleITK as sitk
 
-    from ... import __version__
 
     return {
         "package_version": __version__,
@@ -123,7 +124,6 @@ def template_brain_mask(
     from nilearn import datasets
 
     from ..dicom import sitk_from_volume
-    from ..headers import itk_reason
 
     check_head_scan(volume)
     report = progress or (lambda d, t, s: None)

@@ -37,10 +37,12 @@ import datetime as _dt
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ... import __version__
 from .. import progress as _progress
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
@@ -284,7 +286,6 @@ def _self_supervised(volume: Volume, grid: Grid, *, z: int, thickness: float, de
 def _with_card(volume: Volume, grid: Grid, spec: str, device: str, progress: ProgressCallback | None,
                cancel: CancelToken | None) -> tuple[np.ndarray, dict[str, Any]]:
     """B-spline to the target grid, then the card's network on that grid."""
-    from pathlib import Path
 
     from ..inference import predict
     from ..models.registry import list_models, resolve_model
@@ -318,7 +319,6 @@ def _grid_info(shape: tuple[int, ...], affine: np.ndarray) -> dict[str, Any]:
 
 
 def _stamp() -> dict[str, Any]:
-    from ... import __version__
 
     return {"version": __version__, "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 

@@ -18,12 +18,14 @@ metadata and every file written from it say so. It can never pass for an acquire
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ... import __version__
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
 
@@ -270,9 +272,7 @@ def _run_model(spec: str, target: str, vols: dict[str, Volume], names: list[str]
                flips: bool | None, report: ProgressCallback,
                cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The own multi-contrast model on the sources; returns (data, foreground, provenance)."""
-    import time
 
-    from ... import __version__
     from ..inference import get_model
     from ..models.synthnet import TARGETS as NET_TARGETS
     from ..models.synthnet import foreground, normalise, run_network

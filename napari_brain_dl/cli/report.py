@@ -1,7 +1,6 @@
 """Command-line subcommand ``report`` (a self-contained HTML/PDF per exam).
 
-Exit codes as in `cli_models`: 0 success, 3 bad input (one sentence on stderr), 1 when a
-re-run finished but an output differs from the recorded one.
+Exit codes as in `cli`: 0 success, 3 bad input (one sentence on stderr, nothing written).
 """
 
 from __future__ import annotations
@@ -9,12 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from .cli_models import _bad_input_errors, _fail, _sentence
+from ._common import Subparsers
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``report`` to an argparse ``add_subparsers()`` object."""
     rep = subparsers.add_parser("report", help="self-contained HTML (and PDF) report of one exam")
     rep.add_argument("--scan", action="append", required=True, metavar="NAME=FILE",
@@ -51,35 +49,32 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``napari-brain-dl report --scan FLAIR=F [--labels L] [--heatmap H] -o report.html [--pdf P]``."""
-    from .core.io import atomic_output
-    from .core.report import ExamReport, build_html, build_pdf, exam_from_files, history_from_cohort
+    from ..core.io import atomic_output
+    from ..core.report import ExamReport, build_html, build_pdf, exam_from_files, history_from_cohort
 
-    try:
-        if bool(args.cohort) != bool(args.subject):
-            raise ValueError("--cohort and --subject go together.")
-        values = history_from_cohort(args.cohort, args.subject) if args.cohort else None
-        for path in (args.output, args.pdf):
-            if path and Path(path).exists() and not args.overwrite:
-                raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
-        exam: ExamReport = exam_from_files(
-            scans=_pairs(args.scan, "--scan"),
-            labels=args.labels,
-            heatmaps=args.heatmap,
-            synthetic=args.synthetic,
-            history=_pairs(args.history, "--history"),
-            date=args.date,
-            patient_id=args.patient_id,
-            include_identifiers=args.include_identifiers,
-            history_values=values,
-        )
-        html = build_html(exam)
-        with atomic_output(args.output, overwrite=args.overwrite) as tmp:
-            tmp.write_text(html, encoding="utf-8")
-        if args.pdf:
-            with atomic_output(args.pdf, overwrite=args.overwrite) as tmp:
-                build_pdf(exam, tmp)
-    except _bad_input_errors() as exc:
-        return _fail(_sentence(exc))
+    if bool(args.cohort) != bool(args.subject):
+        raise ValueError("--cohort and --subject go together.")
+    values = history_from_cohort(args.cohort, args.subject) if args.cohort else None
+    for path in (args.output, args.pdf):
+        if path and Path(path).exists() and not args.overwrite:
+            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
+    exam: ExamReport = exam_from_files(
+        scans=_pairs(args.scan, "--scan"),
+        labels=args.labels,
+        heatmaps=args.heatmap,
+        synthetic=args.synthetic,
+        history=_pairs(args.history, "--history"),
+        date=args.date,
+        patient_id=args.patient_id,
+        include_identifiers=args.include_identifiers,
+        history_values=values,
+    )
+    html = build_html(exam)
+    with atomic_output(args.output, overwrite=args.overwrite) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    if args.pdf:
+        with atomic_output(args.pdf, overwrite=args.overwrite) as tmp:
+            build_pdf(exam, tmp)
     for warning in exam.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     print(f"wrote {args.output}" + (f" and {args.pdf}" if args.pdf else ""))

@@ -12,12 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_models import _bad_input_errors, _fail, _sentence, add_device_option
+from ..core.batch import (
+    TASKS,  # no torch, no dask: only the names
+    run_batch,
+)
+from ..core.cohort import subject_files
+from ..core.errors import InputError
+from ..core.progress import stderr_progress
+from ..core.provenance import read_sidecar, sidecar_path
+from ._common import EXIT_SOME_FAILED, Subparsers, add_device_option
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``batch`` and ``open-subject`` to an argparse ``add_subparsers()`` object."""
-    from .core.batch import TASKS  # no torch, no dask: only the names
 
     b = subparsers.add_parser("batch", help="run a task over a cohort (BIDS or one folder per subject)")
     b.add_argument("--task", required=True, choices=TASKS, help="what to run on every subject")
@@ -40,26 +47,23 @@ def register(subparsers: Any) -> None:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """``napari-brain-dl batch --task T --input-dir DIR --output-dir OUT [--workers N] [--scheduler A]``."""
-    from .core.batch import run_batch
-    from .core.progress import stderr_progress
+    from ..core.device import choose_device
 
     if args.workers < 1:
-        return _fail("--workers must be 1 or more.")
+        raise InputError("--workers must be 1 or more.")
+    choose_device(args.device)  # this machine's accelerator, before any subject is read
     options = {"model": args.model, "device": args.device, "target": args.target,
                "contrast": args.contrast, "spacing": args.spacing}
-    try:
-        result = run_batch(args.input_dir, args.output_dir, args.task,
-                           {k: v for k, v in options.items() if v is not None},
-                           workers=args.workers, scheduler=args.scheduler, progress=stderr_progress)
-    except (*_bad_input_errors(), OSError) as exc:
-        return _fail(_sentence(exc))
+    result = run_batch(args.input_dir, args.output_dir, args.task,
+                       {k: v for k, v in options.items() if v is not None},
+                       workers=args.workers, scheduler=args.scheduler, progress=stderr_progress)
     ok = len(result.rows) - result.failed
     print(f"{result.csv_path}: {ok} subject(s) done ({result.skipped} already finished), "
           f"{result.failed} failed")
     for row in result.rows:
         if row["status"] == "failed":
             print(f"  {row['id']}: {row['error']}", file=sys.stderr)
-    return 1 if result.failed else 0
+    return EXIT_SOME_FAILED if result.failed else 0
 
 
 def subject_layers(csv_path: str | Path, subject: str) -> list[tuple[Any, dict[str, Any], str]]:
@@ -68,12 +72,10 @@ def subject_layers(csv_path: str | Path, subject: str) -> list[tuple[Any, dict[s
     Label results (tumour, brain mask, parcellation) become labels layers; synthetic images
     keep their SYNTHETIC stamp in name and metadata. No viewer is needed (tests, scripts).
     """
-    from ._napari.layers import study_to_layer_data, volume_to_layer_data
-    from .core import io
-    from .core.cohort import subject_files
-    from .core.provenance import read_sidecar, sidecar_path
-    from .core.study import is_label_image, load_study
-    from .core.synthetic import is_synthetic
+    from .._napari.layers import study_to_layer_data, volume_to_layer_data
+    from ..core import io
+    from ..core.study import is_label_image, load_study
+    from ..core.synthetic import is_synthetic
 
     inputs, outputs = subject_files(csv_path, subject)
     layers = list(study_to_layer_data(load_study([str(p) for p in inputs])))
@@ -96,14 +98,11 @@ def subject_layers(csv_path: str | Path, subject: str) -> list[tuple[Any, dict[s
 
 def cmd_open_subject(args: argparse.Namespace) -> int:
     """``napari-brain-dl open-subject COHORT.csv SUBJECT``: the scans and results in napari."""
-    try:
-        layers = subject_layers(args.csv, args.subject)
-    except _bad_input_errors() as exc:
-        return _fail(_sentence(exc))
+    layers = subject_layers(args.csv, args.subject)
     import napari
     from napari.layers import Layer
 
-    from ._napari import display
+    from .._napari import display
 
     viewer = napari.Viewer(title=f"napari-brain-dl: {args.subject}")
     display.install(viewer)
