@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import __version__
 from .hashing import file_sha256, sha256_file  # noqa: F401  (sha256_file: part of this module's API)
@@ -30,13 +30,40 @@ SCHEMA = "napari-brain-dl/provenance/1"
 SIDECAR_SUFFIX = ".json"
 
 
+class FileEntry(TypedDict):
+    """One input or output file of a run."""
+
+    path: str
+    sha256: str | None
+
+
+class ProvenanceRecord(TypedDict, total=False):
+    """A sidecar's content (`build_record`); ``output`` is added by `write_sidecar`, and a job may add
+    its own facts (``measurements``, ``explanation``, ``synthetic``, ``batch``, ``output_options``)."""
+
+    schema: str
+    product: dict[str, str]
+    command: str
+    options: dict[str, Any]
+    model: dict[str, Any]
+    parameters: dict[str, Any]
+    device: str | None
+    inputs: dict[str, FileEntry | None]
+    outputs: dict[str, FileEntry]
+    timings: dict[str, Any]
+    environment: dict[str, str]
+    result: dict[str, Any]
+    output: FileEntry
+    output_options: list[str]
+
+
 def sidecar_path(output: str | os.PathLike[str]) -> Path:
     """Sidecar of `output`: its full file name plus ``.json`` (``OUT.nii.gz`` -> ``OUT.nii.gz.json``)."""
     output = Path(output)
     return output.with_name(output.name + SIDECAR_SUFFIX)
 
 
-def file_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
+def file_entry(path: str | os.PathLike[str]) -> FileEntry:
     """``{"path": absolute path, "sha256": ...}`` of one file or folder."""
     return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
 
@@ -62,7 +89,7 @@ def build_record(
     result: Mapping[str, Any] | None = None,
     started: float | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ProvenanceRecord:
     """One provenance record for a run that wrote `outputs`.
 
     Args:
@@ -83,7 +110,7 @@ def build_record(
     result = dict(result or {})
     now = time.time()
     card_path = result.get("card_path")
-    record: dict[str, Any] = {
+    record: ProvenanceRecord = {
         "schema": SCHEMA,
         "product": {"name": "napari-brain-dl", "version": __version__},
         "command": command,
@@ -108,7 +135,7 @@ def build_record(
         "result": _jsonable(result),
     }
     if extra:
-        record.update(_jsonable(dict(extra)))
+        record.update(_jsonable(dict(extra)))  # type: ignore[typeddict-item]
     return record
 
 
@@ -150,7 +177,7 @@ def write_sidecar(
     return target
 
 
-def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_sidecar(path: str | os.PathLike[str]) -> ProvenanceRecord:
     """Load a sidecar; `path` may be the sidecar or the output it describes.
 
     Raises:

@@ -1,4 +1,4 @@
-"""The job layer (#18): options declared once on the job, every command and batch task re-run byte for byte."""
+"""The job layer (#18): options declared once on the job; every command and batch task re-runs identically."""
 
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ def _command(name: str, exam: dict[str, str], out: Path, rule_card: str, bright_
         "convert": ["convert", exam["t1n"], str(out)],
         "skullstrip": ["skullstrip", exam["t1n"], str(out), "--model", bright_card, *device],
         "run": ["run", "--model", rule_card, *four, "-o", str(out), *device],
-        "segment": ["segment", "--flair", exam["t2f"], "--t1c", exam["t1c"], "--model", rule_card, "-o", str(out),
-                    *device],
+        "segment": ["segment", "--flair", exam["t2f"], "--t1c", exam["t1c"], "--model", rule_card,
+                    "-o", str(out), *device],
         "click-segment": ["click-segment", "--flair", exam["t2f"], "--t1c", exam["t1c"], "--fg", "70,50,32",
                           "--bg", "20,20,20", "-o", str(out), *device],
         "explain": ["explain", "--flair", exam["t2f"], "--t1c", exam["t1c"], "--no-checks", "-o", str(out)],
@@ -141,8 +141,8 @@ BATCH = {  # task -> (options, scans of the one subject, the result file)
 
 
 @pytest.mark.parametrize("task", sorted(BATCH))
-def test_rerun_of_every_batch_task_is_byte_identical(task: str, exam: dict[str, str], thick: str, rule_card: str,
-                                                     bright_card: str, tmp_path: Path,
+def test_rerun_of_every_batch_task_is_byte_identical(task: str, exam: dict[str, str], thick: str,
+                                                     rule_card: str, bright_card: str, tmp_path: Path,
                                                      _inproc_on_loopback: None) -> None:
     options, scans, result_name = BATCH[task]
     cards = {"RULE": rule_card, "BRIGHT": bright_card}
@@ -150,7 +150,8 @@ def test_rerun_of_every_batch_task_is_byte_identical(task: str, exam: dict[str, 
     subject = tmp_path / "in" / "case_a"
     subject.mkdir(parents=True)
     for scan in scans:
-        shutil.copy(thick if scan == "thick" else exam[scan], subject / f"{scan.replace('thick', 't1n')}.nii.gz")
+        name = "t1n" if scan == "thick" else scan
+        shutil.copy(thick if scan == "thick" else exam[scan], subject / f"{name}.nii.gz")
     result = run_batch(tmp_path / "in", tmp_path / "out", task, options, processes=False)
     assert result.rows[0]["status"] == "ok", result.rows[0]["error"]
     assert result.rows[0]["outputs"] == f"case_a/{result_name}"

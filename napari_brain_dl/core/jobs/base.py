@@ -23,7 +23,7 @@ from .. import output_rules, provenance
 from ..device_names import DEVICES
 from ..errors import InputError
 from ..progress import CancelToken, ProgressCallback
-from ..provenance import absolute_paths, build_record, sidecar_path
+from ..provenance import ProvenanceRecord, absolute_paths, build_record, sidecar_path
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +93,7 @@ class JobResult:
     """
 
     files: dict[str, Path] = field(default_factory=dict)
-    record: dict[str, Any] | None = None
+    record: ProvenanceRecord | None = None
     summary: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
@@ -166,7 +166,7 @@ class JobContext:
 
     def record(self, outputs: Mapping[str, str | os.PathLike[str] | None],
                inputs: Mapping[str, str | os.PathLike[str] | None],
-               result: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+               result: Mapping[str, Any] | None = None, **extra: Any) -> ProvenanceRecord:
         """Write one provenance sidecar beside every image in `outputs` and return the record.
 
         Args:

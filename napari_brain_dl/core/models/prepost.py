@@ -9,7 +9,7 @@ mapped back onto the input's own grid with the exact inverse voxel mapping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,3 +276,29 @@ def brats_labels(channels: np.ndarray, step: Mapping[str, Any], t1c: bool = True
     if step.get("min_component"):
         labels = tumour_components(labels, float(step["min_component"]))
     return labels
+
+
+# -- quantile mapping (the synthesis baseline and base images) ---------------------------------------
+QUANTILES = np.linspace(0.0, 100.0, 101)
+
+
+def brain_quantiles(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """101 quantiles (0, 1, ..., 100 %) of `x` inside `mask`, as float64."""
+    return np.percentile(np.asarray(x, np.float64)[mask], QUANTILES)
+
+
+def match_quantiles(x: np.ndarray, mask: np.ndarray, reference: Iterable[float]) -> np.ndarray:
+    """Map `x`'s in-mask quantiles onto `reference` (monotone, piecewise linear); 0 outside `mask`.
+
+    Example:
+        >>> x = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
+        >>> out = match_quantiles(x, x >= 0, np.linspace(-1, 1, 101))
+        >>> float(out.min()), float(out.max())
+        (-1.0, 1.0)
+    """
+    ref = np.asarray(list(reference), np.float64)
+    src = brain_quantiles(x, mask)
+    src = np.maximum.accumulate(src + np.arange(src.size) * 1e-9)  # strictly increasing for interp
+    out = np.zeros(np.shape(x), np.float32)
+    out[mask] = np.interp(np.asarray(x, np.float64)[mask], src, ref)
+    return out

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..progress import CancelToken, check
-from .prepost import _foreground, zscore_foreground
+from .prepost import _foreground, match_quantiles, zscore_foreground
 
 CONTRASTS = ("T1", "T1c", "T2", "FLAIR")
 TARGETS = ("T1", "T2", "FLAIR")
@@ -60,8 +60,6 @@ def build_input(normalised: Mapping[str, np.ndarray]) -> np.ndarray:
 def base_images(normalised: Mapping[str, np.ndarray],
                 reference: Mapping[str, Sequence[float]]) -> np.ndarray:
     """(3, X, Y, Z) histogram-matched base per target (0 where the target itself is present)."""
-    from ..tasks.synthesize import match_quantiles
-
     shape = next(iter(normalised.values())).shape
     out = np.zeros((len(TARGETS), *shape), np.float32)
     for k, target in enumerate(TARGETS):

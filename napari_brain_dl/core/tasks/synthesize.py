@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from ... import __version__
+from ..models.prepost import QUANTILES, brain_quantiles, match_quantiles  # noqa: F401 (API)
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
 
 CONTRASTS = ("T1", "T1c", "T2", "FLAIR")
 TARGETS = ("T1", "T2", "FLAIR")
 HISTOGRAM = "histogram"
-QUANTILES = np.linspace(0.0, 100.0, 101)
 OUTPUT_UNITS = ("z-score of the target contrast inside the brain (mean 0, sd 1 over brain voxels); "
                 "outside the sources' foreground the lowest brain value")
 TRAINING_AXCODES = ("L", "P", "S")
@@ -91,28 +91,6 @@ def check_target(target: str) -> str:
 
 
 # ------------------------------------------------------------------ histogram baseline (numpy)
-def brain_quantiles(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """101 quantiles (0, 1, ..., 100 %) of `x` inside `mask`, as float64."""
-    return np.percentile(np.asarray(x, np.float64)[mask], QUANTILES)
-
-
-def match_quantiles(x: np.ndarray, mask: np.ndarray, reference: Iterable[float]) -> np.ndarray:
-    """Map `x`'s in-mask quantiles onto `reference` (monotone, piecewise linear); 0 outside `mask`.
-
-    Example:
-        >>> x = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-        >>> out = match_quantiles(x, x >= 0, np.linspace(-1, 1, 101))
-        >>> float(out.min()), float(out.max())
-        (-1.0, 1.0)
-    """
-    ref = np.asarray(list(reference), np.float64)
-    src = brain_quantiles(x, mask)
-    src = np.maximum.accumulate(src + np.arange(src.size) * 1e-9)  # strictly increasing for interp
-    out = np.zeros(np.shape(x), np.float32)
-    out[mask] = np.interp(np.asarray(x, np.float64)[mask], src, ref)
-    return out
-
-
 # ------------------------------------------------------------------ models
 def synthesis_cards(target: str | None = None) -> list[Any]:
     """Available synthesis model cards (task ``synthesis``), optionally only those making `target`."""
