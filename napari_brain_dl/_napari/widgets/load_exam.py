@@ -73,9 +73,19 @@ class LoadExamWidget(Container):
     def prefer_reader(self, *_: Any) -> None:
         """The user's click: make this plugin napari's reader for the scan formats."""
         changed = reader_preference.prefer()
-        self.reader_button.visible = False
-        self.status.value = (f"File > Open now opens {', '.join(changed)} with Brain DL (change it in "
-                             "Preferences > Plugins)." if changed else "Brain DL already opens scans.")
+        reader_preference.remember(True)
+        self._show_reader_answer(True, changed)
+
+    def offer_reader(self) -> bool:
+        """Ask once (first exam loaded) whether File > Open should use Brain DL; True if asked."""
+        window = getattr(getattr(self._viewer, "window", None), "_qt_window", None)
+        return reader_preference.offer(window, on_answer=self._show_reader_answer)
+
+    def _show_reader_answer(self, yes: bool, changed: list[str]) -> None:
+        self.reader_button.visible = bool(reader_preference.missing())
+        if yes:
+            self.status.value = (f"File > Open now opens {', '.join(changed)} with Brain DL (change it in "
+                                 "Preferences > Plugins)." if changed else "Brain DL already opens scans.")
 
     # -- reading the series ---------------------------------------------------------
     def paths(self) -> list[str]:
@@ -186,6 +196,7 @@ class LoadExamWidget(Container):
             self._viewer.layers.selection.active = self._viewer.layers[study.reference]
             notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
             self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+            self.offer_reader()  # the first exam only; a remembered answer is never asked again
 
         if self.synchronous:  # tests: all at once, in order
             while layers:
