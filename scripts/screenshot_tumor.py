@@ -49,7 +49,7 @@ def main(case: Path, out: Path) -> None:
     centre = np.argwhere(tumor.data == 3).mean(0)
     viewer.dims.set_point(0, float(tumor.translate[0] + tumor.scale[0] * centre[0]))
     for layer in viewer.layers:
-        layer.visible = layer.name in ("flair", "tumor", "RANO diameters", "orientation letters")
+        layer.visible = layer.name in ("flair", "tumor", "RANO diameters")
     viewer.layers.selection.active = tumor
     screen.shot("Segment tumour", out / "segment_tumor.png", scroll_to=widget.results.table)
 

@@ -6,9 +6,11 @@
   `set_convention(viewer, "neurological")` flips the horizontal screen axis
   through ``viewer.camera.orientation`` (no data is copied);
 * coronal/sagittal views upright (superior at the top, anterior on the left);
-* orientation letters (R/L, A/P, S/I) at the edges of the image, kept on the
-  current slice and updated when the displayed axes or the convention change
-  (their points layer is hidden from napari's layer list);
+* orientation letters (R/L, A/P, S/I) at the four edges of the canvas (of every
+  cell in grid view), updated when the displayed axes, the camera orientation or
+  the convention change. They are napari canvas text overlays
+  (``viewer.canvas.overlays``, napari >= 0.9), not a layer; an older napari gets a
+  points layer hidden from the layer list instead;
 * the slider named after the plane it moves through ("axial", "coronal", "sagittal");
 * window/level: presets from `window_presets` ("lesion", the default: percentiles
   inside the brain; "brain", "auto", "full") and
@@ -32,7 +34,12 @@ import numpy as np
 
 from .layers import GEOMETRY, same_display_grid, same_layer
 
-LETTERS_LAYER = "orientation letters"
+LETTERS_LAYER = "orientation letters"  # the points layer of napari < 0.9 (no canvas overlays)
+#: Canvas text overlay (``viewer.canvas.overlays`` key) of each screen edge's letter.
+LETTER_OVERLAYS = {"top": "brain_dl_letter_top", "bottom": "brain_dl_letter_bottom",
+                   "left": "brain_dl_letter_left", "right": "brain_dl_letter_right"}
+_EDGE_POSITION = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left",
+                  "right": "middle_right"}
 #: The plane one moves through along each display axis (S, P, L): the slider's name.
 PLANES = ("axial", "coronal", "sagittal")
 #: Letters at the low and high index end of each display axis (S, P, L).
@@ -134,8 +141,9 @@ def install(viewer: Any) -> None:
     if _grid(viewer) is not None:
         _grid(viewer).events.enabled.connect(lambda event: _update_letters_soon(viewer))
     camera = _camera(viewer)
-    for event in (camera.events.zoom, camera.events.center):  # letters stay on screen when panning
-        event.connect(lambda event: _update_letters_soon(viewer))
+    for name in ("zoom", "center", "orientation"):  # letters follow a flip; stay on screen when panning
+        if hasattr(camera.events, name):
+            getattr(camera.events, name).connect(lambda event: _update_letters_soon(viewer))
     canvas = getattr(viewer, "canvas", None)
     if canvas is not None and hasattr(canvas.events, "size"):
         canvas.events.size.connect(lambda event: _update_letters_soon(viewer))
@@ -312,9 +320,65 @@ def _update_letters_soon(viewer: Any) -> None:
     _later(run)
 
 
+def screen_letters(viewer: Any) -> dict[str, str]:
+    """The orientation letter at each screen edge ("top", "bottom", "left", "right") of the 2D view.
+
+    Read from the displayed axes and the camera's 2D orientation, so it holds for any
+    convention or flip; empty in 3D or with fewer than three dimensions.
+
+    Example (axial, radiological): ``{"top": "A", "bottom": "P", "left": "R", "right": "L"}``.
+    """
+    displayed = list(viewer.dims.displayed)
+    offset = viewer.dims.ndim - 3
+    if len(displayed) != 2 or offset < 0:
+        return {}
+
+    def ends(dim: int) -> tuple[str, str]:  # letters at the low and high index end
+        return AXIS_LETTERS[dim - offset] if dim >= offset else ("", "")
+
+    vertical, horizontal = (str(x) for x in _camera(viewer).orientation2d)
+    low, high = ends(displayed[0])
+    top, bottom = (low, high) if vertical == "down" else (high, low)  # "down": index grows downwards
+    low, high = ends(displayed[1])
+    left, right = (low, high) if horizontal == "right" else (high, low)
+    return {"top": top, "bottom": bottom, "left": left, "right": right}
+
+
+def _canvas_overlays(viewer: Any) -> Any:
+    """napari's canvas overlays (``viewer.canvas.overlays``, napari >= 0.9); None before."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    return overlays if overlays is not None and hasattr(overlays, "__setitem__") else None
+
+
+def _show_overlay_letters(viewer: Any, overlays: Any, letters: dict[str, str]) -> None:
+    """Write `letters` into the four canvas text overlays (created on first use); none shown if empty.
+
+    ``gridded``: in grid view every cell gets its letters (all cells share one camera).
+    """
+    from napari.components.overlays import TextOverlay
+
+    for edge, key in LETTER_OVERLAYS.items():
+        text = letters.get(edge, "")
+        overlay = overlays.get(key) if hasattr(overlays, "get") else None
+        if overlay is None:
+            if not text:
+                continue
+            overlay = TextOverlay(text=text, position=_EDGE_POSITION[edge], color="yellow",
+                                  font_size=14, box=False, gridded=True, visible=True)
+            overlays[key] = overlay
+            continue
+        if overlay.text != text:
+            overlay.text = text
+        if overlay.visible != bool(text):
+            overlay.visible = bool(text)
+
+
 def _update_letters(viewer: Any) -> None:
     scans = [x for x in viewer.layers if GEOMETRY in x.metadata and x.name != LETTERS_LAYER]
+    overlays = _canvas_overlays(viewer)
     if not scans or viewer.dims.ndim < 3:
+        if overlays is not None:
+            _show_overlay_letters(viewer, overlays, {})
         if LETTERS_LAYER in viewer.layers:
             viewer.layers.remove(LETTERS_LAYER)
         return
@@ -322,6 +386,15 @@ def _update_letters(viewer: Any) -> None:
     labels = (*tuple(viewer.dims.axis_labels)[: ndim - 3], *PLANES)
     if tuple(viewer.dims.axis_labels) != labels:
         viewer.dims.axis_labels = labels  # the slider says which plane it moves through, not "-3"
+    if overlays is not None:
+        _show_overlay_letters(viewer, overlays, screen_letters(viewer))
+        return
+    _update_letters_layer(viewer, scans)
+
+
+def _update_letters_layer(viewer: Any, scans: list[Any]) -> None:
+    """napari < 0.9: the letters as a text-only points layer at the image edges, kept on screen."""
+    ndim = viewer.dims.ndim
     corners = [np.asarray(x.extent.world) for x in scans if x.ndim == ndim]
     if not corners:
         return
