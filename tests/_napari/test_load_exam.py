@@ -13,6 +13,7 @@ from napari_brain_dl._napari.widgets import load_exam
 from napari_brain_dl._napari.widgets.load_exam import LoadExamWidget
 
 BRATS = ("t1c", "t1n", "t2f", "t2w")
+QUESTION_BOX = "brain_dl_reader_question"  # object name of the reader question's message box
 
 
 def test_load_brats_exam(viewer: Any, data_dir: Path) -> None:
@@ -140,23 +141,23 @@ def _load_flair(viewer: Any, data_dir: Path) -> LoadExamWidget:
     return widget
 
 
-def test_first_exam_asks_once_and_yes_makes_brain_dl_the_reader(viewer: Any, data_dir: Path, no_reader_set: Any,
-                                                                 reader_question: Any) -> None:
+def test_first_exam_asks_once_and_yes_sets_the_reader(viewer: Any, data_dir: Path, no_reader_set: Any,
+                                                       reader_question: Any) -> None:
     from napari_brain_dl._napari import reader_preference
 
     reader_question.reply = True
     widget = _load_flair(viewer, data_dir)
     assert reader_question.asked == 1
-    assert not reader_preference.missing(no_reader_set) and no_reader_set.plugins.extension2reader["*.nii.gz"] == \
-        "napari-brain-dl"
+    assert not reader_preference.missing(no_reader_set)
+    assert no_reader_set.plugins.extension2reader["*.nii.gz"] == "napari-brain-dl"
     assert reader_preference.answer() is True and widget.reader_button.native.isHidden()
     assert '"yes"' in reader_preference.settings_path().read_text()
     _load_flair(viewer, data_dir)
     assert reader_question.asked == 1  # asked once only
 
 
-def test_no_is_remembered_and_the_button_still_changes_ones_mind(viewer: Any, data_dir: Path, no_reader_set: Any,
-                                                                 reader_question: Any) -> None:
+def test_no_is_remembered_and_the_button_changes_ones_mind(viewer: Any, data_dir: Path, no_reader_set: Any,
+                                                            reader_question: Any) -> None:
     from napari_brain_dl._napari import reader_preference
 
     reader_question.reply = False
@@ -199,13 +200,13 @@ def test_the_question_is_a_non_blocking_yes_no_box(viewer: Any, no_reader_set: A
     for action, expected in (("yes", True), ("escape", False)):
         replies: list[bool] = []
         reader_preference.ask_with_qt(window, replies.append)  # returns at once
-        box = window.findChild(QMessageBox, "brain_dl_reader_question")
+        box = window.findChild(QMessageBox, QUESTION_BOX)
         assert box is not None and box.isVisible() and replies == []
         assert "Brain DL" in box.text() and "Preferences > Plugins" in box.text()
         if action == "yes":
             box.button(QMessageBox.StandardButton.Yes).click()
         else:
             qtbot.keyClick(box, Qt.Key.Key_Escape)
-        qtbot.waitUntil(lambda: replies != [], timeout=3000)
+        qtbot.waitUntil(lambda got=replies: got != [], timeout=3000)
         assert replies == [expected]
-        qtbot.waitUntil(lambda: window.findChild(QMessageBox, "brain_dl_reader_question") is None, timeout=3000)
+        qtbot.waitUntil(lambda: window.findChild(QMessageBox, QUESTION_BOX) is None, timeout=3000)

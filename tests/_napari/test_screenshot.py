@@ -142,10 +142,10 @@ def _marked_scan(path: Path, tmp_path: Path) -> Path:
     """`path` blanked, with one bright cube towards the patient's right, anterior and superior."""
     img = nib.load(str(path))
     shape = np.array(img.shape[:3])
-    corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)])
+    corners = np.array(np.meshgrid(*[(0, n - 1) for n in shape], indexing="ij")).reshape(3, -1).T
     ras = nib.affines.apply_affine(img.affine, corners)
     low, high = ras.min(0), ras.max(0)
-    target = low + (high - low) * np.array([0.8, 0.8, 0.8])  # RAS+: big x is right, big y anterior, big z superior
+    target = low + (high - low) * 0.8  # RAS+: big x is right, big y anterior, big z superior
     centre = np.round(nib.affines.apply_affine(np.linalg.inv(img.affine), target)).astype(int)
     data = np.zeros(img.shape[:3], np.uint8)
     lo, hi = np.maximum(centre - 8, 0), np.minimum(centre + 9, shape)
@@ -200,5 +200,6 @@ def test_napari_without_canvas_overlays_gets_a_hidden_letters_layer(viewer: Any,
     letters = viewer.layers[display.LETTERS_LAYER]
     assert list(letters.features["letter"]) == ["A", "P", "R", "L"]
     view = viewer.window._qt_viewer.layers
-    hidden = {str(view.model().index(r, 0).data()): view.isRowHidden(r) for r in range(view.model().rowCount())}
+    model = view.model()
+    hidden = {str(model.index(r, 0).data()): view.isRowHidden(r) for r in range(model.rowCount())}
     assert hidden == {display.LETTERS_LAYER: True, "t2f": False}
