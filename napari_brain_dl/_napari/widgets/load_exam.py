@@ -21,7 +21,7 @@ from ...core.progress import CancelToken
 from .. import display, reader_preference
 from ..dock_layout import adopt
 from ..layers import study_to_layer_data
-from . import is_cancelled, run_task
+from . import in_turns, is_cancelled, run_task
 
 CONTRASTS = ("t1", "t1c", "t2", "flair", "pd", "mra", "dwi", "other")
 COLUMNS = ("contrast", "file", "shape", "spacing (mm)", "orientation")
@@ -183,25 +183,17 @@ class LoadExamWidget(Container):
 
     def _add_layers(self, result: tuple[Any, list[Any]]) -> None:
         """Add the layers one per event-loop turn, so the window repaints between them."""
-        from qtpy.QtCore import QTimer
-
         study, layers = result
         self.load_button.enabled = False  # until the last layer is in
 
-        def add_next() -> None:
-            if layers:
-                self._viewer.add_layer(layers.pop(0))
-                QTimer.singleShot(0 if self.synchronous else 15, add_next)
-                return
+        def done() -> None:
             self._viewer.layers.selection.active = self._viewer.layers[study.reference]
             notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
             self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
             self.offer_reader()  # the first exam only; a remembered answer is never asked again
 
-        if self.synchronous:  # tests: all at once, in order
-            while layers:
-                self._viewer.add_layer(layers.pop(0))
-        add_next()
+        in_turns([*(lambda layer=layer: self._viewer.add_layer(layer) for layer in layers), done],
+                 self.synchronous)
 
     def cancel(self, *_: Any) -> None:
         """Ask the running step to stop; the viewer is left as it was."""
