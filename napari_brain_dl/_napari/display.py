@@ -49,6 +49,8 @@ CONVENTIONS = ("radiological", "neurological")
 PRESETS = ("lesion", "brain", "auto", "full")
 #: Upper percentile of the brain's voxels of the "lesion" window, per contrast (99.5 otherwise).
 LESION_UPPER = {"flair": 99.9, "t2": 99.9}
+#: Delay of a letters update after the events that call for it (see `_update_letters_soon`).
+LETTERS_DELAY_MS = 15
 _STATES: dict[int, dict[str, Any]] = {}  # id(viewer) -> display state (cleared when it dies)
 
 
@@ -148,19 +150,21 @@ def install(viewer: Any) -> None:
     if canvas is not None and hasattr(canvas.events, "size"):
         canvas.events.size.connect(lambda event: _update_letters_soon(viewer))
     viewer.mouse_drag_callbacks.append(window_level_drag)
+    _warm_letters(viewer)
     for layer in list(viewer.layers):
         _on_inserted(viewer, layer)
 
 
-def _later(func: Any, *args: Any) -> None:
-    """Run `func` once the current layer-list event is over (adding layers inside it breaks Qt)."""
+def _later(func: Any, *args: Any, delay_ms: int = 0) -> None:
+    """Run `func` once the current layer-list event is over (adding layers inside it breaks Qt),
+    `delay_ms` later; at once without a Qt application."""
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
     if QApplication.instance() is None:
         func(*args)
     else:
-        QTimer.singleShot(0, lambda: func(*args))
+        QTimer.singleShot(delay_ms, lambda: func(*args))
 
 
 def convention(viewer: Any) -> str:
@@ -219,7 +223,7 @@ def _refresh(viewer: Any) -> None:
         else:  # superior/inferior horizontal (unusual order): superior on the right
             right = "right"
         _camera(viewer).orientation2d = (up, right)
-    update_letters(viewer)
+    _update_letters_soon(viewer)
 
 
 def grid(viewer: Any) -> Any:
@@ -307,7 +311,11 @@ def update_letters(viewer: Any) -> None:
 
 
 def _update_letters_soon(viewer: Any) -> None:
-    """One letters update after a burst of events (adding layers fires dozens of them)."""
+    """One letters update after a burst of events (adding layers fires dozens of them).
+
+    `LETTERS_DELAY_MS` later, not in the same event-loop pass: the first letters build text
+    visuals and a second repaint, which would otherwise add to the new layer's own freeze.
+    """
     state = _state(viewer)
     if state is None or state.get("letters_pending"):
         return
@@ -317,7 +325,7 @@ def _update_letters_soon(viewer: Any) -> None:
         state["letters_pending"] = False
         update_letters(viewer)
 
-    _later(run)
+    _later(run, delay_ms=LETTERS_DELAY_MS)
 
 
 def screen_letters(viewer: Any) -> dict[str, str]:
@@ -350,27 +358,43 @@ def _canvas_overlays(viewer: Any) -> Any:
     return overlays if overlays is not None and hasattr(overlays, "__setitem__") else None
 
 
+def _letter_overlay(edge: str, text: str, opacity: float) -> Any:
+    from napari.components.overlays import TextOverlay
+
+    return TextOverlay(text=text, position=_EDGE_POSITION[edge], color="yellow", font_size=14, box=False,
+                       gridded=True, visible=True, opacity=opacity)
+
+
+def _warm_letters(viewer: Any) -> None:
+    """Create the letter overlays now, transparent and holding every letter, so vispy builds their
+    visuals, compiles their shaders and renders the glyphs on a paint of the still empty viewer,
+    not in the freeze when the first scan arrives (about 0.3 s there otherwise)."""
+    overlays = _canvas_overlays(viewer)
+    if overlays is None or any(key in overlays for key in LETTER_OVERLAYS.values()):
+        return
+    glyphs = "".join(dict.fromkeys("".join(letter for pair in AXIS_LETTERS for letter in pair)))
+    for edge, key in LETTER_OVERLAYS.items():
+        overlays[key] = _letter_overlay(edge, glyphs, opacity=0.0)
+
+
 def _show_overlay_letters(viewer: Any, overlays: Any, letters: dict[str, str]) -> None:
     """Write `letters` into the four canvas text overlays (created on first use); none shown if empty.
 
     ``gridded``: in grid view every cell gets its letters (all cells share one camera).
     """
-    from napari.components.overlays import TextOverlay
-
     for edge, key in LETTER_OVERLAYS.items():
         text = letters.get(edge, "")
         overlay = overlays.get(key) if hasattr(overlays, "get") else None
         if overlay is None:
-            if not text:
-                continue
-            overlay = TextOverlay(text=text, position=_EDGE_POSITION[edge], color="yellow",
-                                  font_size=14, box=False, gridded=True, visible=True)
-            overlays[key] = overlay
+            if text:
+                overlays[key] = _letter_overlay(edge, text, opacity=1.0)
             continue
         if overlay.text != text:
             overlay.text = text
         if overlay.visible != bool(text):
             overlay.visible = bool(text)
+        if text and overlay.opacity != 1.0:
+            overlay.opacity = 1.0
 
 
 def _update_letters(viewer: Any) -> None:
