@@ -27,10 +27,13 @@ def main(case: Path, out: Path) -> None:
     os.environ.setdefault("NAPARI_BRAIN_DL_HOME", tempfile.mkdtemp())  # autosaves stay out of the way
     from screens import Screen, settle
 
+    from napari_brain_dl._napari import reader_preference
     from napari_brain_dl._napari.widgets.tumor_clicks import MASK_LAYER, voxel_to_display
     from napari_brain_dl._napari.widgets.tumor_results import layer_volume
     from napari_brain_dl.core import io
     from napari_brain_dl.core.tasks.click_segment import next_click
+
+    reader_preference.set_asker(lambda parent, reply: None)  # a screenshot never shows the reader question
 
     screen = Screen(title="napari-brain-dl: Segment tumour")
     viewer, exam, widget = screen.viewer, screen.widgets["Load exam"], screen.widgets["Segment tumour"]

@@ -354,7 +354,8 @@ def screen_letters(viewer: Any) -> dict[str, str]:
 
 def _canvas_overlays(viewer: Any) -> Any:
     """napari's canvas overlays (``viewer.canvas.overlays``, napari >= 0.9); None before."""
-    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    real = getattr(viewer, "__wrapped__", viewer)  # napari hands plugin widgets a proxy of the viewer
+    overlays = getattr(getattr(real, "canvas", None), "overlays", None)
     return overlays if overlays is not None and hasattr(overlays, "__setitem__") else None
 
 

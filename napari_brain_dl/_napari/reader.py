@@ -91,7 +91,7 @@ def _offer_reader(viewer: Any) -> None:
     from . import reader_preference
 
     try:
-        window = viewer.window._qt_window
+        window = getattr(viewer, "__wrapped__", viewer).window._qt_window  # never a plugin proxy
         if window.isVisible():
             reader_preference.offer(window)
     except (AttributeError, RuntimeError):  # the viewer was closed before the question came up

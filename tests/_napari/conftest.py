@@ -13,9 +13,11 @@ class ReaderQuestion:
     def __init__(self) -> None:
         self.asked = 0
         self.reply = False
+        self.parents: list[type] = []  # the parent's class (an instance would outlive its viewer)
 
     def __call__(self, parent: Any, reply: Any) -> None:
         self.asked += 1
+        self.parents.append(type(parent))
         reply(self.reply)
 
 

@@ -210,3 +210,25 @@ def test_the_question_is_a_non_blocking_yes_no_box(viewer: Any, no_reader_set: A
         qtbot.waitUntil(lambda got=replies: got != [], timeout=3000)
         assert replies == [expected]
         qtbot.waitUntil(lambda: window.findChild(QMessageBox, QUESTION_BOX) is None, timeout=3000)
+
+
+def test_plugin_dock_asks_over_the_window_and_draws_overlay_letters(make_napari_viewer: Any, data_dir: Path,
+                                                                     no_reader_set: Any, reader_question: Any,
+                                                                     qtbot: Any) -> None:
+    """Opened from the Plugins menu, the widget gets napari's proxy of the viewer: the question's
+    parent must still be the Qt main window (a proxy made QMessageBox raise), and the letters
+    must still be canvas overlays (the proxy once sent them to the points-layer fallback)."""
+    from qtpy.QtWidgets import QMainWindow
+
+    from napari_brain_dl._napari import display
+
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-brain-dl", "Load exam")
+    assert widget._viewer is not viewer  # the proxy
+    widget.synchronous = True
+    widget.files.value = [str(data_dir / "brats_gli_00001" / "t2f.nii.gz")]
+    widget.load()
+    assert reader_question.asked == 1 and issubclass(reader_question.parents[0], QMainWindow)
+    qtbot.wait(100)
+    assert [x.name for x in viewer.layers] == ["flair"] and display.LETTERS_LAYER not in viewer.layers
+    assert viewer.canvas.overlays[display.LETTER_OVERLAYS["left"]].text == "R"

@@ -78,7 +78,8 @@ class LoadExamWidget(Container):
 
     def offer_reader(self) -> bool:
         """Ask once (first exam loaded) whether File > Open should use Brain DL; True if asked."""
-        window = getattr(getattr(self._viewer, "window", None), "_qt_window", None)
+        viewer = getattr(self._viewer, "__wrapped__", self._viewer)  # napari hands plugins a proxy
+        window = getattr(getattr(viewer, "window", None), "_qt_window", None)
         return reader_preference.offer(window, on_answer=self._show_reader_answer)
 
     def _show_reader_answer(self, yes: bool, changed: list[str]) -> None:
