@@ -8,6 +8,7 @@ Run under a virtual display (napari's canvas needs a real GL context)::
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,19 @@ def main(data: Path, out: Path) -> None:
     from napari.layers import Layer
     from qtpy.QtWidgets import QApplication
 
-    from napari_brain_dl._napari import display
+    from napari_brain_dl._napari import display, reader_preference
     from napari_brain_dl._napari.layers import volume_to_layer_data
     from napari_brain_dl._napari.sample_data import brain_exam
     from napari_brain_dl.core.io import load
 
+    reader_preference.set_asker(lambda parent, reply: None)  # a screenshot never shows the reader question
+
     def pump(times: int = 5) -> None:
+        """Let the deferred display updates (camera, letters: tens of ms after their events) run."""
         for _ in range(times):
             QApplication.processEvents()
+            time.sleep(0.05)
+        QApplication.processEvents()
 
     def shot(name: str) -> None:
         pump()
@@ -66,6 +72,7 @@ def main(data: Path, out: Path) -> None:
     clear()
     pd = load(data / "niivue_chris/chris_PD.nii.gz")
     viewer.add_layer(Layer.create(*volume_to_layer_data(pd)))
+    pump()  # the first scan's axial set-up runs first, then the sagittal choice
     view.view.value = "sagittal"
     shot("chris_pd_sagittal_2p4mm_slices.png")
 

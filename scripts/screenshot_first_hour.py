@@ -28,8 +28,11 @@ def main(case: Path, out: Path) -> None:
     os.environ.setdefault("NAPARI_BRAIN_DL_HOME", tempfile.mkdtemp())  # autosaves stay out of the way
     from screens import Screen, settle
 
+    from napari_brain_dl._napari import reader_preference
     from napari_brain_dl._napari.dock_layout import share_width
     from napari_brain_dl._napari.widgets.tumor_clicks import voxel_to_display
+
+    reader_preference.set_asker(lambda parent, reply: None)  # a screenshot never shows the reader question
 
     screen = Screen()
     viewer, widgets = screen.viewer, screen.widgets

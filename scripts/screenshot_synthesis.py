@@ -100,7 +100,6 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     run(widget)
     viewer.layers["chris_PD (super-resolved)"].name = "self-supervised SR"
     viewer.layers["chris_PD"].visible = False
-    viewer.layers["orientation letters"].visible = False
     controls.view.value = "coronal"
     view = display.grid(viewer)
     view.shape, view.enabled = (1, -1), True

@@ -27,10 +27,13 @@ def main(case: Path, out: Path) -> None:
     os.environ.setdefault("NAPARI_BRAIN_DL_HOME", tempfile.mkdtemp())  # autosaves stay out of the way
     from screens import Screen, settle
 
+    from napari_brain_dl._napari import reader_preference
     from napari_brain_dl._napari.widgets.tumor_clicks import MASK_LAYER, voxel_to_display
     from napari_brain_dl._napari.widgets.tumor_results import layer_volume
     from napari_brain_dl.core import io
     from napari_brain_dl.core.tasks.click_segment import next_click
+
+    reader_preference.set_asker(lambda parent, reply: None)  # a screenshot never shows the reader question
 
     screen = Screen(title="napari-brain-dl: Segment tumour")
     viewer, exam, widget = screen.viewer, screen.widgets["Load exam"], screen.widgets["Segment tumour"]
@@ -49,7 +52,7 @@ def main(case: Path, out: Path) -> None:
     centre = np.argwhere(tumor.data == 3).mean(0)
     viewer.dims.set_point(0, float(tumor.translate[0] + tumor.scale[0] * centre[0]))
     for layer in viewer.layers:
-        layer.visible = layer.name in ("flair", "tumor", "RANO diameters", "orientation letters")
+        layer.visible = layer.name in ("flair", "tumor", "RANO diameters")
     viewer.layers.selection.active = tumor
     screen.shot("Segment tumour", out / "segment_tumor.png", scroll_to=widget.results.table)
 

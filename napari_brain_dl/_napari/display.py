@@ -6,9 +6,11 @@
   `set_convention(viewer, "neurological")` flips the horizontal screen axis
   through ``viewer.camera.orientation`` (no data is copied);
 * coronal/sagittal views upright (superior at the top, anterior on the left);
-* orientation letters (R/L, A/P, S/I) at the edges of the image, kept on the
-  current slice and updated when the displayed axes or the convention change
-  (their points layer is hidden from napari's layer list);
+* orientation letters (R/L, A/P, S/I) at the four edges of the canvas (of every
+  cell in grid view), updated when the displayed axes, the camera orientation or
+  the convention change. They are napari canvas text overlays
+  (``viewer.canvas.overlays``, napari >= 0.9), not a layer; an older napari gets a
+  points layer hidden from the layer list instead;
 * the slider named after the plane it moves through ("axial", "coronal", "sagittal");
 * window/level: presets from `window_presets` ("lesion", the default: percentiles
   inside the brain; "brain", "auto", "full") and
@@ -33,7 +35,12 @@ import numpy as np
 
 from .layers import GEOMETRY, same_display_grid, same_layer
 
-LETTERS_LAYER = "orientation letters"
+LETTERS_LAYER = "orientation letters"  # the points layer of napari < 0.9 (no canvas overlays)
+#: Canvas text overlay (``viewer.canvas.overlays`` key) of each screen edge's letter.
+LETTER_OVERLAYS = {"top": "brain_dl_letter_top", "bottom": "brain_dl_letter_bottom",
+                   "left": "brain_dl_letter_left", "right": "brain_dl_letter_right"}
+_EDGE_POSITION = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left",
+                  "right": "middle_right"}
 #: The plane one moves through along each display axis (S, P, L): the slider's name.
 PLANES = ("axial", "coronal", "sagittal")
 #: Letters at the low and high index end of each display axis (S, P, L).
@@ -43,6 +50,8 @@ CONVENTIONS = ("radiological", "neurological")
 PRESETS = ("lesion", "brain", "auto", "full")
 #: Upper percentile of the brain's voxels of the "lesion" window, per contrast (99.5 otherwise).
 LESION_UPPER = {"flair": 99.9, "t2": 99.9}
+#: Delay of a letters update after the events that call for it (see `_update_letters_soon`).
+LETTERS_DELAY_MS = 15
 _STATES: dict[int, dict[str, Any]] = {}  # id(viewer) -> display state (cleared when it dies)
 
 
@@ -135,25 +144,28 @@ def install(viewer: Any) -> None:
     if _grid(viewer) is not None:
         _grid(viewer).events.enabled.connect(lambda event: _update_letters_soon(viewer))
     camera = _camera(viewer)
-    for event in (camera.events.zoom, camera.events.center):  # letters stay on screen when panning
-        event.connect(lambda event: _update_letters_soon(viewer))
+    for name in ("zoom", "center", "orientation"):  # letters follow a flip; stay on screen when panning
+        if hasattr(camera.events, name):
+            getattr(camera.events, name).connect(lambda event: _update_letters_soon(viewer))
     canvas = getattr(viewer, "canvas", None)
     if canvas is not None and hasattr(canvas.events, "size"):
         canvas.events.size.connect(lambda event: _update_letters_soon(viewer))
     viewer.mouse_drag_callbacks.append(window_level_drag)
+    _warm_letters(viewer)
     for layer in list(viewer.layers):
         _on_inserted(viewer, layer)
 
 
-def _later(func: Any, *args: Any) -> None:
-    """Run `func` once the current layer-list event is over (adding layers inside it breaks Qt)."""
+def _later(func: Any, *args: Any, delay_ms: int = 0) -> None:
+    """Run `func` once the current layer-list event is over (adding layers inside it breaks Qt),
+    `delay_ms` later; at once without a Qt application."""
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
     if QApplication.instance() is None:
         func(*args)
     else:
-        QTimer.singleShot(0, lambda: func(*args))
+        QTimer.singleShot(delay_ms, lambda: func(*args))
 
 
 def convention(viewer: Any) -> str:
@@ -212,7 +224,7 @@ def _refresh(viewer: Any) -> None:
         else:  # superior/inferior horizontal (unusual order): superior on the right
             right = "right"
         _camera(viewer).orientation2d = (up, right)
-    update_letters(viewer)
+    _update_letters_soon(viewer)
 
 
 def grid(viewer: Any) -> Any:
@@ -299,7 +311,11 @@ def update_letters(viewer: Any) -> None:
 
 
 def _update_letters_soon(viewer: Any) -> None:
-    """One letters update after a burst of events (adding layers fires dozens of them)."""
+    """One letters update after a burst of events (adding layers fires dozens of them).
+
+    `LETTERS_DELAY_MS` later, not in the same event-loop pass: the first letters build text
+    visuals and a second repaint, which would otherwise add to the new layer's own freeze.
+    """
     state = _state(viewer)
     if state is None or state.get("letters_pending"):
         return
@@ -309,12 +325,85 @@ def _update_letters_soon(viewer: Any) -> None:
         state["letters_pending"] = False
         update_letters(viewer)
 
-    _later(run)
+    _later(run, delay_ms=LETTERS_DELAY_MS)
+
+
+def screen_letters(viewer: Any) -> dict[str, str]:
+    """The orientation letter at each screen edge ("top", "bottom", "left", "right") of the 2D view.
+
+    Read from the displayed axes and the camera's 2D orientation, so it holds for any
+    convention or flip; empty in 3D or with fewer than three dimensions.
+
+    Example (axial, radiological): ``{"top": "A", "bottom": "P", "left": "R", "right": "L"}``.
+    """
+    displayed = list(viewer.dims.displayed)
+    offset = viewer.dims.ndim - 3
+    if len(displayed) != 2 or offset < 0:
+        return {}
+
+    def ends(dim: int) -> tuple[str, str]:  # letters at the low and high index end
+        return AXIS_LETTERS[dim - offset] if dim >= offset else ("", "")
+
+    vertical, horizontal = (str(x) for x in _camera(viewer).orientation2d)
+    low, high = ends(displayed[0])
+    top, bottom = (low, high) if vertical == "down" else (high, low)  # "down": index grows downwards
+    low, high = ends(displayed[1])
+    left, right = (low, high) if horizontal == "right" else (high, low)
+    return {"top": top, "bottom": bottom, "left": left, "right": right}
+
+
+def _canvas_overlays(viewer: Any) -> Any:
+    """napari's canvas overlays (``viewer.canvas.overlays``, napari >= 0.9); None before."""
+    real = getattr(viewer, "__wrapped__", viewer)  # napari hands plugin widgets a proxy of the viewer
+    overlays = getattr(getattr(real, "canvas", None), "overlays", None)
+    return overlays if overlays is not None and hasattr(overlays, "__setitem__") else None
+
+
+def _letter_overlay(edge: str, text: str, opacity: float) -> Any:
+    from napari.components.overlays import TextOverlay
+
+    return TextOverlay(text=text, position=_EDGE_POSITION[edge], color="yellow", font_size=14, box=False,
+                       gridded=True, visible=True, opacity=opacity)
+
+
+def _warm_letters(viewer: Any) -> None:
+    """Create the letter overlays now, transparent and holding every letter, so vispy builds their
+    visuals, compiles their shaders and renders the glyphs on a paint of the still empty viewer,
+    not in the freeze when the first scan arrives (about 0.3 s there otherwise)."""
+    overlays = _canvas_overlays(viewer)
+    if overlays is None or any(key in overlays for key in LETTER_OVERLAYS.values()):
+        return
+    glyphs = "".join(dict.fromkeys("".join(letter for pair in AXIS_LETTERS for letter in pair)))
+    for edge, key in LETTER_OVERLAYS.items():
+        overlays[key] = _letter_overlay(edge, glyphs, opacity=0.0)
+
+
+def _show_overlay_letters(viewer: Any, overlays: Any, letters: dict[str, str]) -> None:
+    """Write `letters` into the four canvas text overlays (created on first use); none shown if empty.
+
+    ``gridded``: in grid view every cell gets its letters (all cells share one camera).
+    """
+    for edge, key in LETTER_OVERLAYS.items():
+        text = letters.get(edge, "")
+        overlay = overlays.get(key) if hasattr(overlays, "get") else None
+        if overlay is None:
+            if text:
+                overlays[key] = _letter_overlay(edge, text, opacity=1.0)
+            continue
+        if overlay.text != text:
+            overlay.text = text
+        if overlay.visible != bool(text):
+            overlay.visible = bool(text)
+        if text and overlay.opacity != 1.0:
+            overlay.opacity = 1.0
 
 
 def _update_letters(viewer: Any) -> None:
     scans = [x for x in viewer.layers if GEOMETRY in x.metadata and x.name != LETTERS_LAYER]
+    overlays = _canvas_overlays(viewer)
     if not scans or viewer.dims.ndim < 3:
+        if overlays is not None:
+            _show_overlay_letters(viewer, overlays, {})
         if LETTERS_LAYER in viewer.layers:
             viewer.layers.remove(LETTERS_LAYER)
         return
@@ -322,6 +411,15 @@ def _update_letters(viewer: Any) -> None:
     labels = (*tuple(viewer.dims.axis_labels)[: ndim - 3], *PLANES)
     if tuple(viewer.dims.axis_labels) != labels:
         viewer.dims.axis_labels = labels  # the slider says which plane it moves through, not "-3"
+    if overlays is not None:
+        _show_overlay_letters(viewer, overlays, screen_letters(viewer))
+        return
+    _update_letters_layer(viewer, scans)
+
+
+def _update_letters_layer(viewer: Any, scans: list[Any]) -> None:
+    """napari < 0.9: the letters as a text-only points layer at the image edges, kept on screen."""
+    ndim = viewer.dims.ndim
     corners = [np.asarray(x.extent.world) for x in scans if x.ndim == ndim]
     if not corners:
         return

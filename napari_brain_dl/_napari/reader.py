@@ -59,16 +59,40 @@ def read_paths(path: str | list[str]) -> list[tuple]:
         for note in volume.warnings:
             show_warning(f"{volume.name}: {note}")
         layers.append(volume_to_layer_data(volume))
-    _install_display()
+    _install_display(offer_reader=bool(layers))
     return layers or [(None,)]
 
 
-def _install_display() -> None:
-    """Give the current viewer the radiology display (orientation, letters, window/level)."""
+def _install_display(offer_reader: bool = False) -> None:
+    """Give the current viewer the radiology display (orientation, letters, window/level).
+
+    With `offer_reader`, once the layers are in (next event-loop turn), ask the user once
+    whether napari should open these formats with Brain DL from now on (`reader_preference`).
+    """
     import napari
 
     from .display import install
 
     viewer = napari.current_viewer()
-    if viewer is not None:
-        install(viewer)
+    if viewer is None:
+        return
+    install(viewer)
+    if offer_reader:
+        from qtpy.QtCore import QTimer
+
+        from . import reader_preference
+
+        if reader_preference.should_ask():
+            QTimer.singleShot(0, lambda: _offer_reader(viewer))
+
+
+def _offer_reader(viewer: Any) -> None:
+    """Put the reader question over `viewer`'s window, unless the window closed meanwhile."""
+    from . import reader_preference
+
+    try:
+        window = getattr(viewer, "__wrapped__", viewer).window._qt_window  # never a plugin proxy
+        if window.isVisible():
+            reader_preference.offer(window)
+    except (AttributeError, RuntimeError):  # the viewer was closed before the question came up
+        pass

@@ -7,6 +7,31 @@ from typing import Any
 import pytest
 
 
+class ReaderQuestion:
+    """Stands in for the user asked "open scans with Brain DL?": records each question, answers `reply`."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.reply = False
+        self.parents: list[type] = []  # the parent's class (an instance would outlive its viewer)
+
+    def __call__(self, parent: Any, reply: Any) -> None:
+        self.asked += 1
+        self.parents.append(type(parent))
+        reply(self.reply)
+
+
+@pytest.fixture(autouse=True)
+def reader_question() -> Any:
+    """Every viewer test answers the reader question programmatically (never a box on screen)."""
+    from napari_brain_dl._napari import reader_preference
+
+    question = ReaderQuestion()
+    previous = reader_preference.set_asker(question)
+    yield question
+    reader_preference.set_asker(previous)
+
+
 @pytest.fixture
 def viewer(make_napari_viewer: Any, qtbot: Any) -> Any:
     """A shown napari viewer with `display.install` applied."""

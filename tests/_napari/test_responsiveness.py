@@ -6,6 +6,7 @@ and while a tumour result is added) are logged, never asserted: they depend on t
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,48 @@ def test_ui_freeze_while_an_exam_loads_and_a_result_is_added(viewer: Any, data_d
     print(f"longest UI freeze (logged, not asserted): loading the exam {loading} ms, "
           f"segmenting and adding the result {adding} ms")
     assert "tumor" in viewer.layers
+
+
+def test_a_result_is_measured_in_the_worker_and_added_layer_by_layer(viewer: Any, data_dir: Path,
+                                                                     qtbot: Any, rule_card: str,
+                                                                     monkeypatch: Any) -> None:
+    """What keeps the freeze short, as results: the measurements run once and off the UI thread,
+    and each layer goes in on its own event-loop turn (a 1 ms timer ticks between them)."""
+    import threading
+
+    from qtpy.QtCore import QTimer
+
+    from napari_brain_dl.core.tasks import measure
+
+    for name in ("t2f", "t1c"):
+        viewer.open(str(data_dir / "brats_gli_00001" / f"{name}.nii.gz"), plugin="napari-brain-dl")
+    for layer in viewer.layers:
+        layer.metadata["brain_dl_geometry"]["source_meta"].pop("path", None)  # no autosave in the data
+    on_ui_thread: list[bool] = []
+    real = measure.tumor_measurements
+
+    def spy(volume: Any, *args: Any, **kwargs: Any) -> Any:
+        on_ui_thread.append(threading.current_thread() is threading.main_thread())
+        return real(volume, *args, **kwargs)
+
+    monkeypatch.setattr(measure, "tumor_measurements", spy)
+    widget = SegmentTumorWidget(viewer)
+    widget.device.value = "cpu"
+    widget.add_model(rule_card)
+    ticks = [0]
+    timer = QTimer()
+    timer.setInterval(1)
+    timer.timeout.connect(lambda: ticks.__setitem__(0, ticks[0] + 1))
+    timer.start()
+    inserted: list[tuple[str, int]] = []
+    viewer.layers.events.inserted.connect(lambda event: inserted.append((event.value.name, ticks[0])))
+    widget.run()
+    qtbot.waitUntil(lambda: "tumor" in viewer.layers and widget.run_button.enabled, timeout=60000)
+    timer.stop()
+    assert on_ui_thread == [False]  # once, in the worker
+    assert [name for name, _ in inserted] == ["tumor", "RANO diameters"]
+    assert inserted[0][1] < inserted[1][1]  # separate turns: the event loop ran in between
+    again = real(widget.results.labels_volume())  # what the table would say measured from the layer
+    assert json.dumps(widget.results.measurements, default=str, sort_keys=True) == \
+        json.dumps(again, default=str, sort_keys=True)
+    assert again["whole_tumor_ml"] > 1 and widget.results.table.data[0, 0] not in ("-", "")

@@ -477,14 +477,15 @@ def test_dicom_seg_export_from_a_dicom_flair(viewer: Any, data_dir: Path, tmp_pa
 def test_display_details_a_reader_needs(exam: tuple[Any, SegmentTumorWidget], rule_card: str,
                                         qtbot: Any) -> None:
     """Issue 22 item 10: slider name, no letters row, a colour legend, visible clicks, one outline."""
-    from napari_brain_dl._napari.display import LETTERS_LAYER, PLANES
+    from napari_brain_dl._napari.display import LETTER_OVERLAYS, PLANES
 
     viewer, widget = exam
     qtbot.wait(50)  # the display updates after the layer events
     assert tuple(viewer.dims.axis_labels)[-3:] == PLANES  # the slider says "axial", not "-3"
     view = viewer.window._qt_viewer.layers
     rows = {str(view.model().index(r, 0).data()): view.isRowHidden(r) for r in range(view.model().rowCount())}
-    assert rows[LETTERS_LAYER] and not rows["t2f"]  # the letters are not a layer to work on
+    assert set(rows) == {x.name for x in viewer.layers} and not any(rows.values())  # no letters row
+    assert [viewer.canvas.overlays[key].text for key in LETTER_OVERLAYS.values()] == ["A", "P", "R", "L"]
     tumor = _run(widget, rule_card)
     legend = widget.results.legend.value
     assert all(name in legend for name in ("necrotic", "edema", "enhancing"))

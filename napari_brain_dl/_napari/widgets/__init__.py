@@ -58,6 +58,34 @@ def run_task(work: Work, *, on_done: Callable[[Any], None], on_progress: Callabl
     return worker
 
 
+#: Pause between two `in_turns` steps. Not 0: Qt runs zero-delay timers posted by a zero-delay
+#: timer in the same pass, so no repaint or input would come between the steps.
+TURN_MS = 15
+
+
+def in_turns(steps: list[Callable[[], None]], synchronous: bool = False) -> None:
+    """Run `steps` in order, each in its own event-loop turn (`TURN_MS` apart), so the window
+    repaints and takes input between them.
+
+    Adding a layer makes napari and vispy build its visuals on the UI thread (0.1-0.3 s each);
+    one layer per turn keeps every freeze to one layer's worth. `synchronous` (tests): all now.
+    """
+    pending = list(steps)
+    if synchronous:
+        for step in pending:
+            step()
+        return
+    from qtpy.QtCore import QTimer
+
+    def next_step() -> None:
+        if pending:
+            pending.pop(0)()
+        if pending:
+            QTimer.singleShot(TURN_MS, next_step)
+
+    next_step()
+
+
 def show_warning_later(text: str) -> None:
     """Default note handler: a napari warning notification."""
     from napari.utils.notifications import show_warning

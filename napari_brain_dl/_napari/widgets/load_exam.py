@@ -21,7 +21,7 @@ from ...core.progress import CancelToken
 from .. import display, reader_preference
 from ..dock_layout import adopt
 from ..layers import study_to_layer_data
-from . import is_cancelled, run_task
+from . import in_turns, is_cancelled, run_task
 
 CONTRASTS = ("t1", "t1c", "t2", "flair", "pd", "mra", "dwi", "other")
 COLUMNS = ("contrast", "file", "shape", "spacing (mm)", "orientation")
@@ -73,9 +73,20 @@ class LoadExamWidget(Container):
     def prefer_reader(self, *_: Any) -> None:
         """The user's click: make this plugin napari's reader for the scan formats."""
         changed = reader_preference.prefer()
-        self.reader_button.visible = False
-        self.status.value = (f"File > Open now opens {', '.join(changed)} with Brain DL (change it in "
-                             "Preferences > Plugins)." if changed else "Brain DL already opens scans.")
+        reader_preference.remember(True)
+        self._show_reader_answer(True, changed)
+
+    def offer_reader(self) -> bool:
+        """Ask once (first exam loaded) whether File > Open should use Brain DL; True if asked."""
+        viewer = getattr(self._viewer, "__wrapped__", self._viewer)  # napari hands plugins a proxy
+        window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+        return reader_preference.offer(window, on_answer=self._show_reader_answer)
+
+    def _show_reader_answer(self, yes: bool, changed: list[str]) -> None:
+        self.reader_button.visible = bool(reader_preference.missing())
+        if yes:
+            self.status.value = (f"File > Open now opens {', '.join(changed)} with Brain DL (change it in "
+                                 "Preferences > Plugins)." if changed else "Brain DL already opens scans.")
 
     # -- reading the series ---------------------------------------------------------
     def paths(self) -> list[str]:
@@ -173,24 +184,17 @@ class LoadExamWidget(Container):
 
     def _add_layers(self, result: tuple[Any, list[Any]]) -> None:
         """Add the layers one per event-loop turn, so the window repaints between them."""
-        from qtpy.QtCore import QTimer
-
         study, layers = result
         self.load_button.enabled = False  # until the last layer is in
 
-        def add_next() -> None:
-            if layers:
-                self._viewer.add_layer(layers.pop(0))
-                QTimer.singleShot(0 if self.synchronous else 15, add_next)
-                return
+        def done() -> None:
             self._viewer.layers.selection.active = self._viewer.layers[study.reference]
             notes = ", ".join(f"{c}: {a}" for c, a in study.alignment.items())
             self._finish(f"Exam loaded on the {study.reference} grid ({notes}).")
+            self.offer_reader()  # the first exam only; a remembered answer is never asked again
 
-        if self.synchronous:  # tests: all at once, in order
-            while layers:
-                self._viewer.add_layer(layers.pop(0))
-        add_next()
+        in_turns([*(lambda layer=layer: self._viewer.add_layer(layer) for layer in layers), done],
+                 self.synchronous)
 
     def cancel(self, *_: Any) -> None:
         """Ask the running step to stop; the viewer is left as it was."""

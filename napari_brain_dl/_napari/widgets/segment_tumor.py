@@ -15,6 +15,7 @@ autosave, Save JSON and export of the current tumour layer are in `tumor_results
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import napari.viewer
@@ -26,11 +27,12 @@ from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
 from ..dock_layout import adopt
 from ..layers import GEOMETRY, is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
+from . import in_turns
 from .run_model import DEVICES
 from .task_panel import TaskPanel
 from .tumor_boundary import TumourEditPanel, remember
 from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
-from .tumor_results import TumorResults, tumor_layer_kwargs
+from .tumor_results import TumorResults, layer_measurements, tumor_layer_kwargs
 
 NONE = "(none)"
 CONTRASTS = (("flair", "FLAIR"), ("t1c", "T1c"), ("t1", "T1"), ("t2", "T2"))
@@ -199,37 +201,44 @@ class SegmentTumorWidget(TaskPanel, Container):
                 synthetic.append(made.image)
             seg = segment_tumor(volumes["FLAIR"], volumes["T1c"], volumes["T1"], volumes["T2"], model=model,
                                 device=device, tta=tta, progress=progress, cancel=cancel, notify=notify)
-            return seg, synthetic
+            progress(1, 1, "Preparing the result layers")
+            return _prepare_result(seg, synthetic, model)  # layer models and measurements, off the UI thread
 
         self._source = self.flair_layer()
         self.start_task(work, "Segment tumour", "Segmenting the tumour...", self._add_result, self._error)
 
-    def _add_result(self, result: tuple[Any, list[Any]]) -> None:
-        from napari.layers import Layer
-
-        from .synthesize import synthetic_layer_kwargs
-
+    def _add_result(self, result: PreparedResult) -> None:
+        """Add the prepared layers one per event-loop turn (each repaint comes between them)."""
         if self.cancelled_result():
             return
-        seg, synthetic = result
-        for image in synthetic:  # shown, marked, and chosen, so clicks and exports have their grid
-            self._viewer.add_layer(Layer.create(*volume_to_layer_data(
-                image, "image", name=image.name, metadata={"synthetic": True}, **synthetic_layer_kwargs())))
-            box = self.flair if image.meta.get("synthesis", {}).get("target") == "FLAIR" else self.t1c
-            box.value = image.name
-        prov = dict(seg.provenance)
-        kwargs = tumor_layer_kwargs(_card_labels(self.model.value))
-        data, kw, kind = volume_to_layer_data(seg.labels, "labels", name="tumor",
-                                              metadata={"provenance": prov, TUMOR_KIND: "brats"}, **kwargs)
-        layer = self._viewer.add_layer(Layer.create(data, kw, kind))
-        if seg.uncertainty is not None:
-            self._viewer.add_layer(Layer.create(*volume_to_layer_data(
-                seg.uncertainty, "image", name="tumor uncertainty", colormap="inferno", blending="additive",
-                contrast_limits=(0.0, 0.5), metadata={"provenance": prov})))
-        self.results.attach(layer, prov, kind="brats")
-        remember(layer, seg.probabilities, prov.get("thresholds"))  # Refine moves the outlines with them
+        steps = [lambda pair=pair: self._add_synthetic(*pair) for pair in result.synthetic]
+        steps += [lambda: self._add_tumor(result)]
+        if result.uncertainty is not None:
+            steps.append(lambda: self._viewer.add_layer(result.uncertainty))
+        steps += [lambda: self._follow(result), lambda: self._done(result)]
+        in_turns(steps, self.synchronous)
+
+    def _add_synthetic(self, layer: Any, target: str | None) -> None:
+        """Shown, marked, and chosen, so clicks and exports have their grid."""
+        self._viewer.add_layer(layer)
+        box = self.flair if target == "FLAIR" else self.t1c
+        box.value = layer.name
+
+    def _add_tumor(self, result: PreparedResult) -> None:
+        with self.results.adding():  # attached in the next turn, with the worker's measurements
+            self._viewer.add_layer(result.tumor)
+
+    def _follow(self, result: PreparedResult) -> None:
+        """Measurements table and RANO lines (measured in the worker), Refine's probabilities."""
+        seg = result.seg
+        self.results.attach(result.tumor, dict(seg.provenance), kind="brats",
+                            measurements=result.measurements)
+        remember(result.tumor, seg.probabilities, seg.provenance.get("thresholds"))  # Refine moves outlines
         self.edits.reset()
-        self._viewer.layers.selection.active = layer
+
+    def _done(self, result: PreparedResult) -> None:
+        seg, prov = result.seg, result.seg.provenance
+        self._viewer.layers.selection.active = result.tumor
         self.show_review(seg.review_slices)
         for note in seg.notes:
             show_info(note)
@@ -283,6 +292,42 @@ class SegmentTumorWidget(TaskPanel, Container):
     def _click_mask(self, layer: Any, provenance: dict[str, Any]) -> None:
         self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")
         self.results.edit()
+
+
+@dataclass
+class PreparedResult:
+    """A segmentation and its napari layer models, built in the worker thread."""
+
+    seg: Any  # core TumorSegmentation
+    tumor: Any  # Labels layer "tumor" on FLAIR's grid
+    uncertainty: Any | None  # Image layer, with test-time augmentation only
+    synthetic: list[tuple[Any, str | None]]  # (Image layer marked synthetic, the contrast it stands for)
+    measurements: dict[str, Any]  # tumor_measurements of `tumor`'s labels
+
+
+def _prepare_result(seg: Any, synthetic: list[Any], model: str | None) -> PreparedResult:
+    """Layer models (reoriented for display, windowed, coloured) and measurements of a result.
+
+    Pure computation (napari layer models, no Qt widgets): runs in the worker, so the UI
+    thread only adds the ready layers.
+    """
+    from napari.layers import Layer
+
+    from .synthesize import synthetic_layer_kwargs
+
+    images = [(Layer.create(*volume_to_layer_data(image, "image", name=image.name,
+                                                  metadata={"synthetic": True}, **synthetic_layer_kwargs())),
+               image.meta.get("synthesis", {}).get("target")) for image in synthetic]
+    prov = dict(seg.provenance)
+    tumor = Layer.create(*volume_to_layer_data(seg.labels, "labels", name="tumor",
+                                               metadata={"provenance": prov, TUMOR_KIND: "brats"},
+                                               **tumor_layer_kwargs(_card_labels(model))))
+    uncertainty = None
+    if seg.uncertainty is not None:
+        uncertainty = Layer.create(*volume_to_layer_data(
+            seg.uncertainty, "image", name="tumor uncertainty", colormap="inferno", blending="additive",
+            contrast_limits=(0.0, 0.5), metadata={"provenance": prov}))
+    return PreparedResult(seg, tumor, uncertainty, images, layer_measurements(seg.labels, "brats"))
 
 
 def _card_labels(model: str | None) -> list[Any]:

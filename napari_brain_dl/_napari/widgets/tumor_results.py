@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ class TumorResults(Container):
         self._dirty = False
         self._history = (0, 0)
         self._told_fallback = False
+        self._adding = False  # a widget is adding a tumour layer and attaches it itself
         self.table = Table(value={"data": [["-"] for _ in ROWS], "index": _index(10.0),
                                   "columns": ["value"]})
         self.table.read_only = True
@@ -124,8 +126,12 @@ class TumorResults(Container):
 
     # -- following a layer ----------------------------------------------------------------
     def attach(self, layer: Any, provenance: dict[str, Any] | None = None, kind: str = "brats",
-               edited: bool = False) -> None:
-        """Follow `layer` (measure it now; autosave it after each edit)."""
+               edited: bool = False, measurements: dict[str, Any] | None = None) -> None:
+        """Follow `layer` (measure it now; autosave it after each edit).
+
+        `measurements`: `tumor_measurements` of exactly this layer's labels, computed off the
+        UI thread by the caller (a fresh result); None measures here.
+        """
         if not same_layer(layer, self.layer):
             self._detach()
             self.layer, self.kind = layer, kind
@@ -139,12 +145,23 @@ class TumorResults(Container):
             self.provenance = dict(provenance)
         self.legend.value = legend_html(self.kind, layer)
         touch(layer)
-        self.measure()
+        self.measure(measurements)
         self.update_buttons()
+
+    @contextmanager
+    def adding(self) -> Iterator[None]:
+        """While a widget adds a tumour layer it attaches itself (napari selects a new layer)."""
+        self._adding = True
+        try:
+            yield
+        finally:
+            self._adding = False
 
     def _selected(self, event: Any) -> None:
         """Selecting a tumour layer (e.g. to paint it) makes it the followed one."""
         layer = event.value
+        if self._adding:
+            return
         kind = layer.metadata.get(TUMOR_KIND) if layer is not None else None
         if kind in SUFFIX and not same_layer(layer, self.layer):
             self.flush()  # the previous layer's pending autosave first
@@ -247,18 +264,18 @@ class TumorResults(Container):
         return layer
 
     # -- measurements -------------------------------------------------------------------------
-    def measure(self) -> dict[str, Any]:
-        """Recompute the table (and RANO lines) from the followed layer."""
-        from ...core.tasks.measure import tumor_measurements
+    def measure(self, measurements: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Recompute the table (and RANO lines) from the followed layer.
 
+        `measurements`: the followed layer's own `tumor_measurements`, already computed off the
+        UI thread; None computes them here.
+        """
         if self.layer is None:
             return {}
-        volume = self.labels_volume()
-        if self.kind == "whole":  # a click mask: whole tumour only
-            count = int(np.count_nonzero(volume.data))
-            m: dict[str, Any] = {"whole_tumor_ml": count * volume.voxel_volume_ml, "lesions": []}
+        if measurements is not None:
+            m = dict(measurements)
         else:
-            m = tumor_measurements(volume)
+            m = layer_measurements(self.labels_volume(), self.kind)
         self.measurements = m
         lesion = (m.get("lesions") or [{}])[0]
         values = {**m, **{k: lesion.get(k) for k in ("longest_mm", "perpendicular_mm")}}
@@ -380,6 +397,17 @@ class TumorResults(Container):
         self.json_button.enabled = self.nifti_button.enabled = has and flair is not None
         self.seg_button.enabled = has and bool(source_meta(flair).get("dicom_files"))
         self.restore_button.enabled = existing_autosave(flair) is not None
+
+
+def layer_measurements(volume: Any, kind: str) -> dict[str, Any]:
+    """What the table shows for a labels Volume: `tumor_measurements` (BraTS labels), or the
+    whole-tumour volume only (a click mask, ``kind == "whole"``). No Qt: a worker may call it."""
+    if kind == "whole":
+        count = int(np.count_nonzero(volume.data))
+        return {"whole_tumor_ml": count * volume.voxel_volume_ml, "lesions": []}
+    from ...core.tasks.measure import tumor_measurements
+
+    return tumor_measurements(volume)
 
 
 def _index(minimum: float) -> list[str]:
