@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core.resources import user_dir
+
 PLUGIN = "napari-brain-dl"
 #: The reader patterns of napari.yaml (DICOM files are left to the user's choice).
 PATTERNS = ("*.nii", "*.nii.gz", "*.mgz", "*.mgh", "*.nrrd", "*.nhdr", "*.mha", "*.mhd")
@@ -61,8 +63,6 @@ def prefer(settings: Any = None) -> list[str]:
 # -- the remembered answer (plugin user settings) ----------------------------------------
 def settings_path() -> Path:
     """``<user data folder>/settings.json``: the plugin's own user settings."""
-    from ..core.resources import user_dir
-
     return user_dir() / "settings.json"
 
 

@@ -9,10 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core import output_rules
+from ..core import output_rules, progress
 from ..core.jobs import Job, JobResult
 from ..core.jobs.base import device_name, existing_paths
-from ..core.progress import stderr_progress
 
 EXIT_SOME_FAILED = 1  # finished, but a subject failed (batch) or a re-run output differs (rerun)
 EXIT_USAGE = 2  # argparse: unknown option, missing argument, invalid choice or device name
@@ -89,7 +88,7 @@ def job_from_args(args: argparse.Namespace) -> Job:
 def run_job(args: argparse.Namespace) -> int:
     """Run the parsed job with progress on stderr and print its result."""
 
-    print_result(job_from_args(args).run(progress=stderr_progress, notify=note))
+    print_result(job_from_args(args).run(progress=progress.stderr_progress, notify=note))
     return 0
 
 

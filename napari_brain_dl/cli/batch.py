@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..core import progress
 from ..core.batch import (
     TASKS,  # no torch, no dask: only the names
     run_batch,
 )
 from ..core.cohort import subject_files
 from ..core.errors import InputError
-from ..core.progress import stderr_progress
 from ..core.provenance import read_sidecar, sidecar_path
 from ._common import EXIT_SOME_FAILED, Subparsers, add_device_option
 
@@ -56,7 +56,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                "contrast": args.contrast, "spacing": args.spacing}
     result = run_batch(args.input_dir, args.output_dir, args.task,
                        {k: v for k, v in options.items() if v is not None},
-                       workers=args.workers, scheduler=args.scheduler, progress=stderr_progress)
+                       workers=args.workers, scheduler=args.scheduler, progress=progress.stderr_progress)
     ok = len(result.rows) - result.failed
     print(f"{result.csv_path}: {ok} subject(s) done ({result.skipped} already finished), "
           f"{result.failed} failed")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.progress import stderr_progress
+from ..core import progress
 from ._common import EXIT_SOME_FAILED, Subparsers, note, print_result
 
 
@@ -26,7 +26,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from ..core.jobs.rerun import rerun
 
     report = rerun(args.sidecar, args.output_dir, overwrite=args.overwrite,
-                   allow_changed_inputs=args.allow_changed_inputs, progress=stderr_progress, notify=note)
+                   allow_changed_inputs=args.allow_changed_inputs, progress=progress.stderr_progress,
+                   notify=note)
     print_result(report["result"])
     differ = 0
     for role, out in report["outputs"].items():
