@@ -17,17 +17,21 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from platformdirs import user_data_path
+
+if TYPE_CHECKING:
+    import napari
+
 
 APP = "napari-brain-dl"
 SUFFIX = {"brats": "_tumor_autosave.nii.gz", "whole": "_tumor_clicks_autosave.nii.gz"}
 GEOMETRY = "brain_dl_geometry"
 
 
-def source_meta(layer: Any) -> dict[str, Any]:
+def source_meta(layer: napari.layers.Layer) -> dict[str, Any]:
     """Meta of the Volume a layer was made from (path, dicom_files...); empty when unknown."""
     return (layer.metadata.get(GEOMETRY) or {}).get("source_meta", {}) if layer is not None else {}
 
@@ -41,7 +45,7 @@ def user_autosave_root() -> Path:
     return user_data_path(APP, appauthor=False) / "autosave"
 
 
-def exam_stem(layer: Any) -> str:
+def exam_stem(layer: napari.layers.Layer) -> str:
     """The FLAIR file's stem ("t2f" for t2f.nii.gz; a DICOM folder's name), else the layer name."""
     from ..core.io import contrast_stem
 
@@ -52,7 +56,7 @@ def exam_stem(layer: Any) -> str:
     return path.name if path.is_dir() else contrast_stem(path)
 
 
-def exam_key(layer: Any) -> str:
+def exam_key(layer: napari.layers.Layer) -> str:
     """A folder name for this exam: its stem and 10 hex digits of its absolute path's sha256.
 
     Without a path (a layer made in the session) the hash covers the name, shape and affine.
@@ -86,7 +90,7 @@ def writable_as_user(folder: Path) -> bool:
     return bool(info.st_mode & stat.S_IWOTH)
 
 
-def beside_path(layer: Any, kind: str = "brats") -> Path | None:
+def beside_path(layer: napari.layers.Layer, kind: str = "brats") -> Path | None:
     """``<exam folder>/<FLAIR stem><suffix>``; None when the exam's folder is unknown."""
     source = source_meta(layer).get("path")
     if not source:
@@ -94,12 +98,12 @@ def beside_path(layer: Any, kind: str = "brats") -> Path | None:
     return Path(source).parent / f"{exam_stem(layer)}{SUFFIX[kind]}"
 
 
-def user_path(layer: Any, kind: str = "brats") -> Path:
+def user_path(layer: napari.layers.Layer, kind: str = "brats") -> Path:
     """``<user data folder>/autosave/<exam key>/<FLAIR stem><suffix>``."""
     return user_autosave_root() / exam_key(layer) / f"{exam_stem(layer)}{SUFFIX[kind]}"
 
 
-def autosave_path(layer: Any, kind: str = "brats", beside: bool = False) -> tuple[Path, bool]:
+def autosave_path(layer: napari.layers.Layer, kind: str = "brats", beside: bool = False) -> tuple[Path, bool]:
     """Where this exam's autosave goes: (path, True) beside the exam only when `beside` was
     chosen and its folder is writable for the user; else (user data folder path, False)."""
     near = beside_path(layer, kind) if beside else None
@@ -108,7 +112,7 @@ def autosave_path(layer: Any, kind: str = "brats", beside: bool = False) -> tupl
     return user_path(layer, kind), False
 
 
-def existing_autosave(layer: Any, kind: str = "brats") -> Path | None:
+def existing_autosave(layer: napari.layers.Layer, kind: str = "brats") -> Path | None:
     """The newest autosave of this exam (user data folder or beside the exam), if any."""
     if layer is None:
         return None

@@ -29,11 +29,15 @@ from __future__ import annotations
 import importlib
 import weakref
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .layers import GEOMETRY, same_display_grid, same_layer
+
+if TYPE_CHECKING:
+    import napari
+
 
 LETTERS_LAYER = "orientation letters"  # the points layer of napari < 0.9 (no canvas overlays)
 #: Canvas text overlay (``viewer.canvas.overlays`` key) of each screen edge's letter.
@@ -55,7 +59,7 @@ LETTERS_DELAY_MS = 15
 _STATES: dict[int, dict[str, Any]] = {}  # id(viewer) -> display state (cleared when it dies)
 
 
-def _state(viewer: Any) -> dict[str, Any] | None:
+def _state(viewer: napari.viewer.Viewer) -> dict[str, Any] | None:
     """Display state of `viewer` (unwrapping napari's plugin proxy), None when not installed."""
     return _STATES.get(id(getattr(viewer, "__wrapped__", viewer)))
 
@@ -119,7 +123,7 @@ def _valid(limits: tuple[float, float]) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-def apply_window(layer: Any, preset: str) -> None:
+def apply_window(layer: napari.layers.Layer, preset: str) -> None:
     """Set an image layer's contrast limits to the named preset."""
     from .layers import layer_contrast
 
@@ -129,7 +133,7 @@ def apply_window(layer: Any, preset: str) -> None:
     layer.contrast_limits = limits
 
 
-def install(viewer: Any) -> None:
+def install(viewer: napari.viewer.Viewer) -> None:
     """Give `viewer` the radiology display (idempotent; safe on any viewer)."""
     if _state(viewer) is not None:
         return
@@ -168,12 +172,12 @@ def _later(func: Any, *args: Any, delay_ms: int = 0) -> None:
         QTimer.singleShot(delay_ms, lambda: func(*args))
 
 
-def convention(viewer: Any) -> str:
+def convention(viewer: napari.viewer.Viewer) -> str:
     """The viewer's current left/right convention."""
     return (_state(viewer) or {}).get("convention", "radiological")
 
 
-def set_convention(viewer: Any, name: str) -> None:
+def set_convention(viewer: napari.viewer.Viewer, name: str) -> None:
     """Switch between "radiological" (patient left on screen right) and "neurological"."""
     if name not in CONVENTIONS:
         raise ValueError(f"Convention must be one of {CONVENTIONS}, not {name!r}.")
@@ -182,7 +186,7 @@ def set_convention(viewer: Any, name: str) -> None:
     _refresh(viewer)
 
 
-def show_axial(viewer: Any) -> None:
+def show_axial(viewer: napari.viewer.Viewer) -> None:
     """Axial view: slider on inferior/superior, anterior at the top."""
     if viewer.dims.ndim >= 3:
         viewer.dims.ndisplay = 2
@@ -191,11 +195,11 @@ def show_axial(viewer: Any) -> None:
     _refresh(viewer)
 
 
-def _has_display_geometry(viewer: Any) -> bool:
+def _has_display_geometry(viewer: napari.viewer.Viewer) -> bool:
     return any(GEOMETRY in layer.metadata for layer in viewer.layers)
 
 
-def _on_inserted(viewer: Any, layer: Any) -> None:
+def _on_inserted(viewer: napari.viewer.Viewer, layer: napari.layers.Layer) -> None:
     if layer.name == LETTERS_LAYER or layer not in viewer.layers:
         return
     if GEOMETRY not in layer.metadata:
@@ -210,7 +214,7 @@ def _on_inserted(viewer: Any, layer: Any) -> None:
     _update_letters_soon(viewer)
 
 
-def _refresh(viewer: Any) -> None:
+def _refresh(viewer: napari.viewer.Viewer) -> None:
     """Camera orientation for the displayed axes and convention, then letters."""
     displayed = list(viewer.dims.displayed)
     if len(displayed) == 2 and viewer.dims.ndim >= 3:
@@ -227,24 +231,25 @@ def _refresh(viewer: Any) -> None:
     _update_letters_soon(viewer)
 
 
-def grid(viewer: Any) -> Any:
+def grid(viewer: napari.viewer.Viewer) -> Any:
     """The viewer's grid-view model (napari >= 0.9 keeps it on ``viewer.canvas``)."""
     canvas = getattr(viewer, "canvas", None)
     return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
 
 
-def _camera(viewer: Any) -> Any:
+def _camera(viewer: napari.viewer.Viewer) -> Any:
     scene = getattr(viewer, "scene", None)  # napari >= 0.9; viewer.camera before
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
-def _grid(viewer: Any) -> Any:
+def _grid(viewer: napari.viewer.Viewer) -> Any:
     """The viewer's grid model (``viewer.canvas.grid`` in napari >= 0.9, ``viewer.grid`` before)."""
     canvas = getattr(viewer, "canvas", None)
     return getattr(canvas, "grid", None) or getattr(viewer, "grid", None)
 
 
-def _visible_box(viewer: Any, displayed: list[int]) -> dict[int, tuple[float, float, float]] | None:
+def _visible_box(viewer: napari.viewer.Viewer,
+                 displayed: list[int]) -> dict[int, tuple[float, float, float]] | None:
     """World range (low, high, inset) of each displayed dimension on the canvas; None if unknown.
 
     The inset is 16 screen pixels in world units, so a letter is drawn inside the canvas edge.
@@ -267,7 +272,7 @@ def _on_screen(value: float, box: tuple[float, float, float] | None) -> float:
     return float(np.clip(value, low + inset, max(high - inset, low + inset)))
 
 
-def _letters_layer(viewer: Any) -> Any:
+def _letters_layer(viewer: napari.viewer.Viewer) -> Any:
     if LETTERS_LAYER in viewer.layers:
         return viewer.layers[LETTERS_LAYER]
     active = viewer.layers.selection.active
@@ -298,7 +303,7 @@ def warm_up() -> None:
             continue
 
 
-def update_letters(viewer: Any) -> None:
+def update_letters(viewer: napari.viewer.Viewer) -> None:
     """Put orientation letters at the four edges of the displayed slice."""
     state = _state(viewer)
     if state is None or state["busy"]:
@@ -310,7 +315,7 @@ def update_letters(viewer: Any) -> None:
         state["busy"] = False
 
 
-def _update_letters_soon(viewer: Any) -> None:
+def _update_letters_soon(viewer: napari.viewer.Viewer) -> None:
     """One letters update after a burst of events (adding layers fires dozens of them).
 
     `LETTERS_DELAY_MS` later, not in the same event-loop pass: the first letters build text
@@ -328,7 +333,7 @@ def _update_letters_soon(viewer: Any) -> None:
     _later(run, delay_ms=LETTERS_DELAY_MS)
 
 
-def screen_letters(viewer: Any) -> dict[str, str]:
+def screen_letters(viewer: napari.viewer.Viewer) -> dict[str, str]:
     """The orientation letter at each screen edge ("top", "bottom", "left", "right") of the 2D view.
 
     Read from the displayed axes and the camera's 2D orientation, so it holds for any
@@ -352,7 +357,7 @@ def screen_letters(viewer: Any) -> dict[str, str]:
     return {"top": top, "bottom": bottom, "left": left, "right": right}
 
 
-def _canvas_overlays(viewer: Any) -> Any:
+def _canvas_overlays(viewer: napari.viewer.Viewer) -> Any:
     """napari's canvas overlays (``viewer.canvas.overlays``, napari >= 0.9); None before."""
     real = getattr(viewer, "__wrapped__", viewer)  # napari hands plugin widgets a proxy of the viewer
     overlays = getattr(getattr(real, "canvas", None), "overlays", None)
@@ -366,7 +371,7 @@ def _letter_overlay(edge: str, text: str, opacity: float) -> Any:
                        gridded=True, visible=True, opacity=opacity)
 
 
-def _warm_letters(viewer: Any) -> None:
+def _warm_letters(viewer: napari.viewer.Viewer) -> None:
     """Create the letter overlays now, transparent and holding every letter, so vispy builds their
     visuals, compiles their shaders and renders the glyphs on a paint of the still empty viewer,
     not in the freeze when the first scan arrives (about 0.3 s there otherwise)."""
@@ -378,7 +383,7 @@ def _warm_letters(viewer: Any) -> None:
         overlays[key] = _letter_overlay(edge, glyphs, opacity=0.0)
 
 
-def _show_overlay_letters(viewer: Any, overlays: Any, letters: dict[str, str]) -> None:
+def _show_overlay_letters(viewer: napari.viewer.Viewer, overlays: Any, letters: dict[str, str]) -> None:
     """Write `letters` into the four canvas text overlays (created on first use); none shown if empty.
 
     ``gridded``: in grid view every cell gets its letters (all cells share one camera).
@@ -398,7 +403,7 @@ def _show_overlay_letters(viewer: Any, overlays: Any, letters: dict[str, str]) -
             overlay.opacity = 1.0
 
 
-def _update_letters(viewer: Any) -> None:
+def _update_letters(viewer: napari.viewer.Viewer) -> None:
     scans = [x for x in viewer.layers if GEOMETRY in x.metadata and x.name != LETTERS_LAYER]
     overlays = _canvas_overlays(viewer)
     if not scans or viewer.dims.ndim < 3:
@@ -417,7 +422,7 @@ def _update_letters(viewer: Any) -> None:
     _update_letters_layer(viewer, scans)
 
 
-def _update_letters_layer(viewer: Any, scans: list[Any]) -> None:
+def _update_letters_layer(viewer: napari.viewer.Viewer, scans: list[Any]) -> None:
     """napari < 0.9: the letters as a text-only points layer at the image edges, kept on screen."""
     ndim = viewer.dims.ndim
     corners = [np.asarray(x.extent.world) for x in scans if x.ndim == ndim]
@@ -456,7 +461,7 @@ def _update_letters_layer(viewer: Any, scans: list[Any]) -> None:
     _hide_in_layer_list(viewer)
 
 
-def _hide_in_layer_list(viewer: Any) -> None:
+def _hide_in_layer_list(viewer: napari.viewer.Viewer) -> None:
     """Hide the letters' row in napari's layer list (they are part of the display, not a layer
     anyone works on); every other row is shown. No window (a headless viewer): nothing to do."""
     real = getattr(viewer, "__wrapped__", viewer)
@@ -471,7 +476,7 @@ def _hide_in_layer_list(viewer: Any) -> None:
         view.setRowHidden(row, str(name) == LETTERS_LAYER)
 
 
-def window_level_drag(viewer: Any, event: Any) -> Generator[None, None, None]:
+def window_level_drag(viewer: napari.viewer.Viewer, event: Any) -> Generator[None, None, None]:
     """Ctrl + left-drag: horizontal changes the window width, vertical the level."""
     if event.button != 1 or "Control" not in {str(getattr(m, "name", m)) for m in event.modifiers}:
         return
@@ -492,7 +497,7 @@ def window_level_drag(viewer: Any, event: Any) -> Generator[None, None, None]:
         yield
 
 
-def target_image(viewer: Any) -> Any:
+def target_image(viewer: napari.viewer.Viewer) -> Any:
     from napari.layers import Image
 
     active = viewer.layers.selection.active
@@ -502,7 +507,7 @@ def target_image(viewer: Any) -> Any:
     return images[-1] if images else None
 
 
-def show_view(viewer: Any, view: str) -> None:
+def show_view(viewer: napari.viewer.Viewer, view: str) -> None:
     """Show the "axial", "coronal" or "sagittal" plane (display axes S, P, L)."""
     planes = {"axial": (0, 1, 2), "coronal": (1, 0, 2), "sagittal": (2, 0, 1)}
     if view not in planes:

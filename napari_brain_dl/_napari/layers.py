@@ -19,11 +19,15 @@ source Volume meta. `layer_to_volume` undoes the display orientation with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.volume import DISPLAY_AXCODES, Volume, reorient, restore_orientation, voxel_spacing
+
+if TYPE_CHECKING:
+    import napari
+
 
 #: Key of the geometry record in `layer.metadata`.
 GEOMETRY = "brain_dl_geometry"
@@ -149,13 +153,13 @@ def layer_to_volume(data: Any, meta: dict[str, Any], name: str | None = None) ->
                   meta=dict(record.get("source_meta", {})))
 
 
-def layer_volume(layer: Any) -> Volume:
+def layer_volume(layer: napari.layers.Layer) -> Volume:
     """A napari layer as a core Volume on its scan's own grid (see `layer_to_volume`)."""
     return layer_to_volume(layer.data, {"metadata": layer.metadata, "scale": layer.scale,
                                         "translate": layer.translate}, name=layer.name)
 
 
-def layer_contrast(layer: Any) -> str:
+def layer_contrast(layer: napari.layers.Layer) -> str:
     """Contrast of a layer ("flair", "t1c", ... or "other"): Load exam's record, else its name or file."""
     from ..core.study import guess_contrast
 
@@ -167,13 +171,13 @@ def layer_contrast(layer: Any) -> str:
     return by_name if by_name != "other" else guess_contrast(path)
 
 
-def is_synthetic_layer(layer: Any) -> bool:
+def is_synthetic_layer(layer: napari.layers.Layer) -> bool:
     """True for a layer holding a synthetic (not acquired) image."""
     record = layer.metadata.get(GEOMETRY) or {}
     return bool(layer.metadata.get("synthetic") or record.get("source_meta", {}).get("synthetic"))
 
 
-def labels_like(layer: Any, name: str = "labels") -> LayerDataTuple:
+def labels_like(layer: napari.layers.Layer, name: str = "labels") -> LayerDataTuple:
     """An empty labels layer tuple on the same grid and geometry record as `layer`."""
     record = layer.metadata.get(GEOMETRY, {})
     return (np.zeros(layer.data.shape, np.uint8),
@@ -199,7 +203,7 @@ def study_to_layer_data(study: Any) -> list[LayerDataTuple]:
     return out
 
 
-def same_display_grid(layer: Any, other: Any, atol: float = 1e-4) -> bool:
+def same_display_grid(layer: napari.layers.Layer, other: Any, atol: float = 1e-4) -> bool:
     """True when two layers share data shape, scale and translate."""
     return (tuple(np.shape(layer.data)) == tuple(np.shape(other.data))
             and np.allclose(layer.scale, other.scale, atol=atol)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.io import NIBABEL_SUFFIXES, SITK_SUFFIXES, suffix_of
+
+if TYPE_CHECKING:
+    import napari
+
 
 ReaderFunction = Callable[[Any], list[tuple]]
 _SUFFIXES = (*tuple(s for s in NIBABEL_SUFFIXES + SITK_SUFFIXES if s != ".hdr"), ".dcm")
@@ -86,7 +90,7 @@ def _install_display(offer_reader: bool = False) -> None:
             QTimer.singleShot(0, lambda: _offer_reader(viewer))
 
 
-def _offer_reader(viewer: Any) -> None:
+def _offer_reader(viewer: napari.viewer.Viewer) -> None:
     """Put the reader question over `viewer`'s window, unless the window closed meanwhile."""
     from . import reader_preference
 

@@ -57,7 +57,7 @@ class ExplainWidget(TaskPanel, Container):
         self._viewer = viewer
         self.synchronous = False
         self.result: Any = None
-        self.heatmap_layer: Any = None
+        self.heatmap_layer: napari.layers.Layer = None
         self.flair = ComboBox(label="FLAIR", choices=self._image_choices, nullable=True)
         self.t1c = ComboBox(label="T1c (optional)", choices=self._optional_images)
         self.mask = ComboBox(label="Reference mask", choices=self._label_choices)

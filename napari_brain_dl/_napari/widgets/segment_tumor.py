@@ -218,7 +218,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         steps += [lambda: self._follow(result), lambda: self._done(result)]
         in_turns(steps, self.synchronous)
 
-    def _add_synthetic(self, layer: Any, target: str | None) -> None:
+    def _add_synthetic(self, layer: napari.layers.Layer, target: str | None) -> None:
         """Shown, marked, and chosen, so clicks and exports have their grid."""
         self._viewer.add_layer(layer)
         box = self.flair if target == "FLAIR" else self.t1c
@@ -285,11 +285,11 @@ class SegmentTumorWidget(TaskPanel, Container):
             raise ValueError("Refining needs the FLAIR layer; Run once to synthesize it.")
         return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
 
-    def _edited(self, layer: Any) -> None:
+    def _edited(self, layer: napari.layers.Layer) -> None:
         self.results.attach(layer, kind="brats")
         self.results.edit()
 
-    def _click_mask(self, layer: Any, provenance: dict[str, Any]) -> None:
+    def _click_mask(self, layer: napari.layers.Layer, provenance: dict[str, Any]) -> None:
         self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")
         self.results.edit()
 

@@ -178,7 +178,7 @@ class SynthesizeWidget(TaskPanel, Container):
         self.task_failed(exc, "The synthesis")
 
 
-def focus_point(viewer: Any, layer: Any) -> np.ndarray:
+def focus_point(viewer: napari.viewer.Viewer, layer: napari.layers.Layer) -> np.ndarray:
     """World point at the centre of a tumour label layer on `layer`'s grid, else of the brain.
 
     The brain is where `layer` (a synthetic image) is above its background value. Layers are
@@ -200,7 +200,7 @@ def focus_point(viewer: Any, layer: Any) -> np.ndarray:
     return np.asarray(layer.data_to_world(centre), float)
 
 
-def show_side_by_side(viewer: Any, layer: Any, point: np.ndarray) -> None:
+def show_side_by_side(viewer: napari.viewer.Viewer, layer: napari.layers.Layer, point: np.ndarray) -> None:
     """Grid view of the visible layers on the slice through `point`, the grid shape chosen so each
     panel is as large as the canvas allows, then zoomed to fit."""
     from ..display import LETTERS_LAYER, grid

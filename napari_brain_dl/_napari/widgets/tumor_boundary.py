@@ -46,11 +46,12 @@ _PROBABILITIES: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, dict[str, float
     weakref.WeakKeyDictionary()
 
 
-def _unwrapped(layer: Any) -> Any:
+def _unwrapped(layer: napari.layers.Layer) -> Any:
     return getattr(layer, "__wrapped__", layer)
 
 
-def remember(layer: Any, probabilities: np.ndarray | None, thresholds: dict[str, float] | None) -> None:
+def remember(layer: napari.layers.Layer, probabilities: np.ndarray | None,
+             thresholds: dict[str, float] | None) -> None:
     """Keep the automatic result's probabilities for `layer` (used when the panel edits it)."""
     if probabilities is not None:
         _PROBABILITIES[_unwrapped(layer)] = (probabilities, dict(thresholds or {}))
@@ -78,8 +79,8 @@ class TumourEditPanel(Container):
         self.device = "auto"
         self.segmenter_factory: Callable[[Volume, Volume], Any] | None = None
         self.editor: Any = None
-        self.layer: Any = None
-        self._flair_layer: Any = None
+        self.layer: napari.layers.Layer = None
+        self._flair_layer: napari.layers.Layer = None
         self._busy = False
         self._painting = False
         self._copied: Any = None  # (layer id, mask bits) of the click mask an edited copy started from
@@ -359,7 +360,7 @@ class TumourEditPanel(Container):
         if kind is not None:
             self.apply_shape(kind, points)
 
-    def _on_mouse(self, viewer: Any, event: Any) -> Any:
+    def _on_mouse(self, viewer: napari.viewer.Viewer, event: Any) -> Any:
         """Viewer mouse callback (click tool): a click, not a drag, edits the tumour."""
         start = np.asarray(getattr(event, "pos", (0, 0)), float)
         yield

@@ -40,7 +40,7 @@ Voxel = tuple[int, int, int]
 
 
 # -- geometry: display (layer data) index <-> voxel index of the source array ----------------
-def _orientation(layer: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+def _orientation(layer: napari.layers.Layer) -> tuple[np.ndarray, tuple[int, ...]]:
     """(nibabel orientation transform, native shape) of a layer; identity without a record."""
     record = layer.metadata.get(GEOMETRY)
     if record is None:
@@ -48,7 +48,7 @@ def _orientation(layer: Any) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.asarray(record["orientation_transform"], float), tuple(record["native_shape"])
 
 
-def display_to_index(layer: Any, point: Any) -> list[float]:
+def display_to_index(layer: napari.layers.Layer, point: Any) -> list[float]:
     """Continuous index (i, j, k) of the source array under a layer data point (may lie outside)."""
     transform, shape = _orientation(layer)
     d = np.asarray(point, float)[-3:]
@@ -59,7 +59,7 @@ def display_to_index(layer: Any, point: Any) -> list[float]:
     return out
 
 
-def display_to_voxel(layer: Any, point: Any) -> Voxel | None:
+def display_to_voxel(layer: napari.layers.Layer, point: Any) -> Voxel | None:
     """Voxel index (i, j, k) of the source array under a layer data point; None outside the grid."""
     shape = _orientation(layer)[1]
     out = [int(v) for v in display_to_index(layer, np.rint(np.asarray(point, float)))]  # whole numbers
@@ -68,7 +68,7 @@ def display_to_voxel(layer: Any, point: Any) -> Voxel | None:
     return out[0], out[1], out[2]
 
 
-def voxel_to_display(layer: Any, voxel: Any) -> np.ndarray:
+def voxel_to_display(layer: napari.layers.Layer, voxel: Any) -> np.ndarray:
     """Layer data index of a voxel index of the source array (inverse of `display_to_voxel`)."""
     transform, shape = _orientation(layer)
     out = np.zeros(3)
@@ -97,7 +97,7 @@ class ClickController(Container):
         self.segmenter_factory: Callable[[Volume, Volume], Any] | None = None
         self._session: Any = None
         self.provenance: dict[str, Any] = {}
-        self._flair_layer: Any = None
+        self._flair_layer: napari.layers.Layer = None
         self._clicks: list[tuple[Voxel, bool]] = []  # voxel, positive (shown and queued ones included)
         self._undo: list[tuple[int, bytes]] = []  # (number of clicks, packed mask) per finished update
         self._redo: list[tuple[list[tuple[Voxel, bool]], bytes]] = []
@@ -168,7 +168,7 @@ class ClickController(Container):
         self._generation += 1
         self._update_buttons()
 
-    def _on_mouse(self, viewer: Any, event: Any) -> Any:
+    def _on_mouse(self, viewer: napari.viewer.Viewer, event: Any) -> Any:
         """Viewer mouse callback: a click (not a drag) on the canvas adds a click."""
         if self._flair_layer is None:
             return

@@ -85,7 +85,7 @@ class TumorResults(Container):
         self._viewer, self._reference = viewer, reference
         self.ask_path: Callable[[str, str, str], str | None] = _ask_path
         self.confirm: Callable[[str], bool] = _ask
-        self.layer: Any = None
+        self.layer: napari.layers.Layer = None
         self.kind = "brats"
         self.provenance: dict[str, Any] = {}
         self.measurements: dict[str, Any] = {}
@@ -125,8 +125,9 @@ class TumorResults(Container):
         viewer.layers.selection.events.active.connect(self._selected)
 
     # -- following a layer ----------------------------------------------------------------
-    def attach(self, layer: Any, provenance: dict[str, Any] | None = None, kind: str = "brats",
-               edited: bool = False, measurements: dict[str, Any] | None = None) -> None:
+    def attach(self, layer: napari.layers.Layer, provenance: dict[str, Any] | None = None,
+               kind: str = "brats", edited: bool = False,
+               measurements: dict[str, Any] | None = None) -> None:
         """Follow `layer` (measure it now; autosave it after each edit).
 
         `measurements`: `tumor_measurements` of exactly this layer's labels, computed off the
@@ -415,7 +416,7 @@ def _index(minimum: float) -> list[str]:
     return [name.format(min=f"{minimum:g}") for name, _ in ROWS]
 
 
-def touch(layer: Any) -> None:
+def touch(layer: napari.layers.Layer) -> None:
     """Mark `layer` as the tumour labels the reader worked on last (the report takes that one)."""
 
     layer.metadata[TOUCHED] = time.time()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...core.tasks.tumor import CLASS_NAMES
+
+if TYPE_CHECKING:
+    import napari
+
 
 #: Default class colours (RGB 0-255) when the model card has none.
 DEFAULT_COLORS = {1: (230, 50, 50), 2: (60, 200, 60), 3: (255, 215, 0)}
@@ -25,7 +29,7 @@ def tumor_layer_kwargs(labels: list[Any] | None = None, kind: str = "brats") -> 
             "features": {"index": list(names), "name": list(names.values())}}
 
 
-def legend_html(kind: str, layer: Any = None) -> str:
+def legend_html(kind: str, layer: napari.layers.Layer = None) -> str:
     """Colour legend of a tumour labels layer (its own colours when it has them), as rich text."""
     names = {1: "whole tumour"} if kind == "whole" else dict(CLASS_NAMES)
     colours = {}
