@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -274,13 +273,3 @@ def existing_paths(value: object) -> list[str]:
     text = str(value)
     candidates = [text, text.split("=", 1)[1]] if "=" in text else [text]
     return [c for c in candidates if c and Path(c).exists()]
-
-
-def printing(stream: Any = None) -> Notify:
-    """A `notify` that prints each note as a line on `stream` (stderr by default)."""
-    return lambda text: print(text, file=stream or sys.stderr)
-
-
-def jobs_by_command(classes: Iterable[type[Job]]) -> dict[str, type[Job]]:
-    """Command name -> job class."""
-    return {cls.command: cls for cls in classes}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Job, JobContext, JobResult, option, overwrite_option
+from .base import Job, JobContext, JobResult, option
 
 IDENTIFIERS_HELP = ("free-text header fields (SeriesDescription, ProtocolName, NIfTI descrip, aux_file) may "
                     "identify the patient and are left out by default; ")
@@ -53,6 +53,3 @@ class ConvertJob(Job):
         shape = "x".join(map(str, volume.shape))
         line = f"wrote {out} ({shape}, {volume.axcodes}, {volume.data.dtype})"
         return JobResult({"output": out}, record, [line], ctx.warnings)
-
-
-__all__ = ["ConvertJob", "identifiers_option", "overwrite_option", "series_option", "volume_option"]
