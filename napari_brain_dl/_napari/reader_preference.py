@@ -15,12 +15,13 @@ button stays the way to change one's mind. The question is a non-blocking Qt mes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.resources import user_dir
+from ..core.resources import read_user_settings, user_dir, write_user_settings
+
+SETTINGS_NAME = "settings.json"  # the plugin's own user settings, in the user folder
 
 PLUGIN = "napari-brain-dl"
 #: The reader patterns of napari.yaml (DICOM files are left to the user's choice).
@@ -63,30 +64,19 @@ def prefer(settings: Any = None) -> list[str]:
 # -- the remembered answer (plugin user settings) ----------------------------------------
 def settings_path() -> Path:
     """``<user data folder>/settings.json``: the plugin's own user settings."""
-    return user_dir() / "settings.json"
-
-
-def _user_settings() -> dict[str, Any]:
-    path = settings_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return user_dir() / SETTINGS_NAME
 
 
 def answer() -> bool | None:
     """The user's answer to the question (True: yes, False: no), None when never asked."""
-    value = _user_settings().get(ANSWER_KEY)
+    value = read_user_settings(SETTINGS_NAME).get(ANSWER_KEY)
     return {"yes": True, "no": False}.get(value) if isinstance(value, str) else None
 
 
 def remember(yes: bool) -> None:
     """Store the user's answer beside the plugin's other user settings (other keys kept)."""
-    path = settings_path()
-    data = {**_user_settings(), ANSWER_KEY: "yes" if yes else "no"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    settings = read_user_settings(SETTINGS_NAME)
+    write_user_settings(SETTINGS_NAME, {**settings, ANSWER_KEY: "yes" if yes else "no"})
 
 
 # -- asking -------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -43,3 +45,22 @@ def user_dir() -> Path:
         return Path(env)
 
     return Path(platformdirs.user_data_dir("napari-brain-dl", appauthor=False))
+
+
+def read_user_settings(name: str) -> dict[str, Any]:
+    """The JSON object stored as `name` in `user_dir` (empty when missing or unreadable)."""
+    try:
+        data = json.loads((user_dir() / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_user_settings(name: str, data: dict[str, Any]) -> Path:
+    """Store `data` as `name` in `user_dir`, atomically (a crash never leaves half a file)."""
+    path = user_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

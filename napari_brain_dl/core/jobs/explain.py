@@ -13,17 +13,23 @@ from .base import Job, JobContext, JobResult, device_option, option, overwrite_o
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassifyJob(Job):
-    """Class probabilities (temperature-calibrated as the card says); JSON only, no sidecar."""
-
-    command = "classify"
-    help = "class probabilities of a classification model"
+class _ClassifierExam(Job):
+    """The options a classifier's commands share: its exam and model."""
 
     flair: str = option("--flair", help="FLAIR scan (defines the output grid)")
     t1c: str | None = option("--t1c", default=None, help="contrast-enhanced T1 (optional for tumor-present)")
     model: str = option("--model", default="tumor-present", help="model id or card (default: tumor-present)")
     json: str | None = option("--json", default=None, help="write the result as JSON here", output=True)
     device: str = device_option("cpu")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifyJob(_ClassifierExam):
+    """Class probabilities (temperature-calibrated as the card says); JSON only, no sidecar."""
+
+    command = "classify"
+    help = "class probabilities of a classification model"
+
 
     def _run(self, ctx: JobContext) -> JobResult:
         from ..tasks.classify import classify
@@ -42,18 +48,13 @@ class ClassifyJob(Job):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExplainJob(Job):
+class ExplainJob(_ClassifierExam):
     """A Grad-CAM or occlusion heatmap of a classifier's verdict, with randomisation, deletion /
     insertion and localisation checks."""
 
     command = "explain"
     help = "heatmap (Grad-CAM / occlusion) with reliability checks"
 
-    flair: str = option("--flair", help="FLAIR scan (defines the output grid)")
-    t1c: str | None = option("--t1c", default=None, help="contrast-enhanced T1 (optional for tumor-present)")
-    model: str = option("--model", default="tumor-present", help="model id or card (default: tumor-present)")
-    json: str | None = option("--json", default=None, help="write the result as JSON here", output=True)
-    device: str = device_option("cpu")
     method: str = option("--method", default="gradcam", choices=["gradcam", "occlusion", "occlusion-brute"],
                          help="heatmap method")
     output: str = option("-o", "--output", help="heatmap file (.nii.gz, .nii, .nrrd, .mha)", output=True)

@@ -34,7 +34,25 @@ def _summary(output: str, m: dict[str, Any], after: str = "") -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SegmentJob(Job):
+class _TumourExam(Job):
+    """The options both tumour commands share: the exam, the label file and its report."""
+
+    flair: str = option("--flair", help="FLAIR scan (defines the output grid)")
+    t1c: str = option("--t1c", help="contrast-enhanced T1 scan")
+    t1: str | None = option("--t1", default=None, help="native T1 scan (optional)")
+    t2: str | None = option("--t2", default=None, help="T2 scan (optional)")
+    output: str = option("-o", "--output", help=LABELS_HELP, output=True)
+    json: str | None = option("--json", default=None, help=JSON_HELP, output=True)
+    device: str = device_option()
+    overwrite: bool = overwrite_option()
+
+    def files(self) -> dict[str, str | None]:
+        """The exam's scans by role (None for one not given)."""
+        return {"flair": self.flair, "t1c": self.t1c, "t1": self.t1, "t2": self.t2}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentJob(_TumourExam):
     """Automatic tumour labels; FLAIR or T1c (or both). Without T1c only the whole tumour is given and
     the report's ``regions_left_out`` says why (core and enhancing volumes are null)."""
 
@@ -45,12 +63,6 @@ class SegmentJob(Job):
                                help="FLAIR scan (defines the output grid; FLAIR or T1c, or both)")
     t1c: str | None = option("--t1c", default=None,
                              help="contrast-enhanced T1 scan (without it only the whole tumour is given)")
-    t1: str | None = option("--t1", default=None, help="native T1 scan (optional)")
-    t2: str | None = option("--t2", default=None, help="T2 scan (optional)")
-    output: str = option("-o", "--output", help=LABELS_HELP, output=True)
-    json: str | None = option("--json", default=None, help=JSON_HELP, output=True)
-    device: str = device_option()
-    overwrite: bool = overwrite_option()
     model: str = option("--model", default="brats-tumor-seg",
                         help="model id or card (default: brats-tumor-seg)")
     tta: bool = option("--tta", default=False, action="store_true",
@@ -93,13 +105,9 @@ class SegmentJob(Job):
         return JobResult({k: Path(v) for k, v in files.items() if v}, record, [line], ctx.warnings,
                          {"model_id": seg.provenance.get("model_id"), "regions_left_out": left_out, **m})
 
-    def files(self) -> dict[str, str | None]:
-        """The exam's scans by role (None for one not given)."""
-        return {"flair": self.flair, "t1c": self.t1c, "t1": self.t1, "t2": self.t2}
-
 
 @dataclass(frozen=True, kw_only=True)
-class ClickSegmentJob(Job):
+class ClickSegmentJob(_TumourExam):
     """BraTS labels 0-3 on FLAIR's grid: the initial labels (or nothing) refined by the clicks, then the
     prompts, in order (`TumourEditor`). New tumour voxels are oedema unless the automatic
     probabilities say core or enhancing. Everything is checked before any file is written."""
@@ -107,14 +115,6 @@ class ClickSegmentJob(Job):
     command = "click-segment"
     help = "refine or draw tumour labels from clicks, scribbles, boxes and lassos (BraTS labels 0-3)"
 
-    flair: str = option("--flair", help="FLAIR scan (defines the output grid)")
-    t1c: str = option("--t1c", help="contrast-enhanced T1 scan")
-    t1: str | None = option("--t1", default=None, help="native T1 scan (optional)")
-    t2: str | None = option("--t2", default=None, help="T2 scan (optional)")
-    output: str = option("-o", "--output", help=LABELS_HELP, output=True)
-    json: str | None = option("--json", default=None, help=JSON_HELP, output=True)
-    device: str = device_option()
-    overwrite: bool = overwrite_option()
     fg: list[list[int]] = option("--fg", default=[], parse=voxel_index, action="append",
                                  help="positive click i,j,k (voxel index of FLAIR; repeat)")
     bg: list[list[int]] = option("--bg", default=[], parse=voxel_index, action="append",
@@ -188,8 +188,8 @@ class ClickSegmentJob(Job):
         report = {"output": str(self.output), "measurements": measurements, "interactions": steps,
                   "notes": notes, "provenance": prov}
         ctx.write_json(self.json, report)
-        inputs = {"flair": self.flair, "t1c": self.t1c, "t1": self.t1, "t2": self.t2,
-                  "init": self.init if self.init not in (None, "auto") else None, "prompts": self.prompts}
+        inputs = {**self.files(), "init": self.init if self.init not in (None, "auto") else None,
+                  "prompts": self.prompts}
         record = ctx.record({"output": self.output, "json": self.json}, inputs, prov,
                             measurements=measurements)
         line = _summary(self.output, measurements, f" after {len(steps)} interactions")

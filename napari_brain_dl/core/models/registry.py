@@ -12,12 +12,10 @@ User settings live in ``user_dir()/models.json`` (never in the install folder)::
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ..resources import resources_dir, user_dir
+from ..resources import read_user_settings, resources_dir, user_dir, write_user_settings
 from .card import CardError, ModelCard, labels_from_colormap
 from .loaders import sha256_file
 
@@ -25,17 +23,16 @@ CARD_SUFFIXES = (".yaml", ".yml", ".json")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin", ".ts")
 
 
+SETTINGS_NAME = "models.json"  # in the user folder: added folders, weights, trust decisions
+
+
 def settings_path() -> Path:
     """Where the user's model settings are stored."""
-    return user_dir() / "models.json"
+    return user_dir() / SETTINGS_NAME
 
 
 def _read_settings() -> dict[str, Any]:
-    path = settings_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        data = {}
+    data = read_user_settings(SETTINGS_NAME)
     data.setdefault("folders", [])
     data.setdefault("weights", {})
     data.setdefault("trusted", [])
@@ -43,11 +40,7 @@ def _read_settings() -> dict[str, Any]:
 
 
 def _write_settings(data: dict[str, Any]) -> None:
-    path = settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_user_settings(SETTINGS_NAME, data)
 
 
 def trusted_hashes() -> set[str]:
