@@ -287,20 +287,32 @@ def _letters_layer(viewer: napari.viewer.Viewer) -> Any:
 
 
 #: What napari imports lazily when the first layers arrive (pandas for the letters' features,
-#: SciPy and the histogram for image layers): about 1 s on the UI thread otherwise.
-_LAZY_IMPORTS = ("pandas", "napari.layers.points", "napari.components.histogram", "scipy.linalg",
-                 "scipy.sparse", "scipy.spatial", "scipy.constants", "OpenGL.arrays")
+#: SciPy and the histogram for image layers, the shapes layer for RANO lines): about 1 s on the UI
+#: thread otherwise.
+_LAZY_IMPORTS = ("pandas", "napari.layers.points", "napari.layers.shapes", "napari.components.histogram",
+                 "scipy.linalg", "scipy.sparse", "scipy.spatial", "scipy.constants", "OpenGL.arrays")
 
 
 def warm_up() -> None:
-    """Import what napari loads lazily on first use; called from a worker thread before layers
-    are added, so the UI thread never pays for it (a module missing in this napari is skipped)."""
+    """Do on a worker thread what napari and vispy otherwise do on the UI thread when the first
+    layers arrive: their lazy imports (a module missing in this napari is skipped), the first
+    shapes layer's set-up (about 170 ms, then 6 ms; the RANO lines are one) and vispy's dash
+    patterns, which every line visual (a labels layer's polygon tool among them) computes in
+    Python the first time (about 80 ms; vispy caches them)."""
 
     for name in _LAZY_IMPORTS:
         try:
             importlib.import_module(name)
         except ImportError:
             continue
+    from napari.layers import Shapes
+
+    Shapes([np.zeros((2, 3)), np.ones((2, 3))], shape_type="line", edge_color=["cyan", "yellow"])
+    try:
+        from vispy.visuals.line.dash_atlas import DashAtlas
+    except ImportError:
+        return
+    DashAtlas()
 
 
 def update_letters(viewer: napari.viewer.Viewer) -> None:

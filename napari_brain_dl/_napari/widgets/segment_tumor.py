@@ -25,6 +25,7 @@ from napari.utils.notifications import show_info
 from ...core.models import default_registry, resolve_model
 from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
+from .. import display
 from ..dock_layout import adopt
 from ..layers import GEOMETRY, is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
 from . import in_turns
@@ -315,6 +316,7 @@ def _prepare_result(seg: Any, synthetic: list[Any], model: str | None) -> Prepar
 
     from .synthesize import synthetic_layer_kwargs
 
+    display.warm_up()  # scans opened with File > Open came without Load exam's warm-up
     images = [(Layer.create(*volume_to_layer_data(image, "image", name=image.name,
                                                   metadata={"synthetic": True}, **synthetic_layer_kwargs())),
                image.meta.get("synthesis", {}).get("target")) for image in synthetic]
