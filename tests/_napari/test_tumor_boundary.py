@@ -170,3 +170,55 @@ def test_a_click_mask_is_refined_as_an_edited_copy(viewer: Any) -> None:
     assert np.array_equal(_voxels(mask) > 0, _ball(10))  # the click mask itself is untouched
     panel.undo()
     assert np.array_equal(_voxels(edited) > 0, _ball(10))
+
+
+def test_refine_click_tool_with_the_shipped_click_model(viewer: Any, data_dir: Any, tmp_path: Any) -> None:
+    """Refine's click tool, through the viewer's mouse callback, with the real click model: a
+    positive click in a part the result missed grows the whole tumour there and raises its Dice,
+    core and enhancing labels stay, and Undo puts the result back."""
+    from types import SimpleNamespace
+
+    from napari.layers import Layer
+
+    from napari_brain_dl._napari.layers import GEOMETRY
+    from napari_brain_dl.core import io
+    from napari_brain_dl.core.tasks.click_segment import next_click
+
+    folder = data_dir / "brats_gli_00001"
+    flair, t1c = io.load(folder / "t2f.nii.gz"), io.load(folder / "t1c.nii.gz")
+    truth = np.asarray(io.load(folder / "seg-BraTS23_1.nii.gz").data).astype(np.uint8)
+    layers = {}
+    for name, vol in (("t2f", flair), ("t1c", t1c)):
+        layers[name] = viewer.add_layer(Layer.create(*volume_to_layer_data(vol, name=name)))
+        layers[name].metadata[GEOMETRY]["source_meta"]["path"] = str(tmp_path / f"{name}.nii.gz")
+    start = truth.copy()  # a result that missed the oedema on one side of the tumour
+    centre = int(np.argwhere(truth > 0)[:, 0].mean())
+    start[centre:][start[centre:] == 2] = 0
+    tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
+        flair.with_data(start.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
+    panel = TumourEditPanel(viewer, lambda: (layers["t2f"], flair, t1c), lambda: tumor)
+    panel.synchronous, panel.device = True, "cpu"
+    panel.tool.value = "click"
+
+    def wt_dice(labels: np.ndarray) -> float:
+        a, b = labels > 0, truth > 0
+        return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+
+    voxel, positive = next_click(start > 0, truth > 0)
+    assert positive and start[voxel] == 0 and truth[voxel] == 2 and wt_dice(start) < 0.9
+    world = layers["t2f"].data_to_world(voxel_to_display(layers["t2f"], voxel))
+    event = SimpleNamespace(type="mouse_press", button=1, modifiers=(), position=world, pos=np.array([5.0, 5.0]))
+    for callback in list(viewer.mouse_drag_callbacks):  # what napari does with a press and a release
+        gen = callback(viewer, event)
+        if gen is not None:
+            next(gen, None)
+            event.type = "mouse_release"
+            next(gen, None)
+    after = _voxels(tumor)
+    assert after[voxel] > 0 and wt_dice(after) > wt_dice(start) + 0.02, (wt_dice(start), wt_dice(after))
+    for label in (1, 3):  # core and enhancing as they were
+        assert np.array_equal(after == label, start == label)
+    assert "positive click" in panel.status.value and panel.undo_button.enabled
+    panel.undo()
+    assert np.array_equal(_voxels(tumor), start)
+    panel.tool.value = "off"
