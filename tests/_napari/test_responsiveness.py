@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
 from napari_brain_dl._napari.widgets.synthesize import SynthesizeWidget
 
@@ -112,12 +114,24 @@ def test_ui_freeze_while_an_exam_loads_and_a_result_is_added(viewer: Any, data_d
     viewer.dims.set_current_step(0, viewer.dims.current_step[0] + 1)
     qtbot.wait(300)
     repaint = meter.stop()
+    # one Refine interaction with the shipped click model (a positive click inside the tumour)
+    flair = viewer.layers["flair"]
+    inside = np.argwhere(np.asarray(viewer.layers["tumor"].data) > 0)
+    widget.edits.device = "cpu"
+    meter = FreezeMeter()
+    voxel = inside[len(inside) // 2]
+    assert widget.edits.click(flair.world_to_data(viewer.layers["tumor"].data_to_world(voxel)), True)
+    qtbot.waitUntil(lambda: not widget.edits._busy, timeout=60000)
+    qtbot.waitUntil(lambda: "Autosaved" in widget.results.status.value, timeout=60000)  # after the quiet time
+    qtbot.wait(300)
+    refine_click = meter.stop()
+    assert "positive click" in widget.edits.status.value, widget.edits.status.value
     meter = FreezeMeter()
     viewer.add_points([[0, 0, 0]], name="one point")
     qtbot.wait(300)
     one_layer = meter.stop()
-    freezes = {"load_exam": loading, "add_result": adding, "napari_repaint": repaint,
-               "napari_add_one_point_layer": one_layer}
+    freezes = {"load_exam": loading, "add_result": adding, "refine_click": refine_click,
+               "napari_repaint": repaint, "napari_add_one_point_layer": one_layer}
     record_property("ui_freeze_ms", freezes)
     print(f"longest UI freeze in ms (logged, not asserted): {freezes}")
     assert "tumor" in viewer.layers
@@ -185,3 +199,42 @@ def test_warm_up_does_on_a_worker_what_the_first_layers_would_do_on_the_ui_threa
     before = dash_atlas._make_pattern.cache_info().misses
     dash_atlas.DashAtlas()  # what a line visual builds on the UI thread
     assert dash_atlas._make_pattern.cache_info().misses == before
+
+
+def test_a_refine_edit_is_prepared_measured_and_autosaved_off_the_ui_thread(
+        viewer: Any, data_dir: Path, qtbot: Any, rule_card: str, monkeypatch: Any) -> None:
+    """The editor is built, the edit made and measured, and the autosave written and measured again
+    after the quiet time, all in workers: the UI thread only copies the labels in."""
+    import threading
+
+    from napari_brain_dl.core.tasks import measure, tumor_edit
+
+    for name in ("t2f", "t1c"):
+        viewer.open(str(data_dir / "brats_gli_00001" / f"{name}.nii.gz"), plugin="napari-brain-dl")
+    for layer in viewer.layers:
+        layer.metadata["brain_dl_geometry"]["source_meta"].pop("path", None)  # autosave in the user folder
+    widget = SegmentTumorWidget(viewer)
+    widget.device.value = "cpu"
+    widget.add_model(rule_card)
+    widget.run()
+    qtbot.waitUntil(lambda: "tumor" in viewer.layers and widget.run_button.enabled, timeout=60000)
+    on_ui_thread: list[tuple[str, bool]] = []
+
+    def spying(name: str, real: Any) -> Any:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            on_ui_thread.append((name, threading.current_thread() is threading.main_thread()))
+            return real(*args, **kwargs)
+        return spy
+
+    monkeypatch.setattr(measure, "tumor_measurements", spying("measure", measure.tumor_measurements))
+    editor = tumor_edit.TumourEditor
+    monkeypatch.setattr(editor, "__init__", spying("editor", editor.__init__))
+    widget.results._timer.setInterval(50)
+    before = (np.asarray(viewer.layers["tumor"].data) > 0).sum()
+    widget.edits.boundary("WT", -1)
+    qtbot.waitUntil(lambda: not widget.edits._busy and "Autosaved" in widget.results.status.value,
+                    timeout=60000)
+    assert 0 < (np.asarray(viewer.layers["tumor"].data) > 0).sum() < before
+    assert [name for name, _ in on_ui_thread] == ["editor", "measure", "measure"]
+    assert not any(ui for _, ui in on_ui_thread), on_ui_thread
+    assert widget.results.measurements == measure.tumor_measurements(widget.results.labels_volume())

@@ -207,7 +207,7 @@ def test_refine_click_tool_with_the_shipped_click_model(viewer: Any, data_dir: A
     voxel, positive = next_click(start > 0, truth > 0)
     assert positive and start[voxel] == 0 and truth[voxel] == 2 and wt_dice(start) < 0.9
     world = layers["t2f"].data_to_world(voxel_to_display(layers["t2f"], voxel))
-    event = SimpleNamespace(type="mouse_press", button=1, modifiers=(), position=world, pos=np.array([5.0, 5.0]))
+    event = SimpleNamespace(type="mouse_press", button=1, modifiers=(), position=world, pos=np.zeros(2))
     for callback in list(viewer.mouse_drag_callbacks):  # what napari does with a press and a release
         gen = callback(viewer, event)
         if gen is not None:

@@ -27,7 +27,14 @@ from ...core.progress import CancelToken
 from ...core.tasks.tumor import DEFAULT_MODEL
 from .. import display
 from ..dock_layout import adopt
-from ..layers import GEOMETRY, is_synthetic_layer, layer_contrast, layer_volume, volume_to_layer_data
+from ..layers import (
+    GEOMETRY,
+    is_synthetic_layer,
+    layer_contrast,
+    layer_volume,
+    same_layer,
+    volume_to_layer_data,
+)
 from . import in_turns
 from .run_model import DEVICES
 from .task_panel import TaskPanel
@@ -90,7 +97,8 @@ class SegmentTumorWidget(TaskPanel, Container):
 
     @synchronous.setter
     def synchronous(self, value: bool) -> None:
-        self._synchronous = self.clicks.synchronous = self.edits.synchronous = bool(value)
+        self._synchronous = bool(value)
+        self.clicks.synchronous = self.edits.synchronous = self.results.synchronous = self._synchronous
 
     # -- choices --------------------------------------------------------------------------------
     def image_layers(self) -> list[str]:
@@ -286,8 +294,11 @@ class SegmentTumorWidget(TaskPanel, Container):
             raise ValueError("Refining needs the FLAIR layer; Run once to synthesize it.")
         return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
 
-    def _edited(self, layer: napari.layers.Layer) -> None:
-        self.results.attach(layer, kind="brats")
+    def _edited(self, layer: napari.layers.Layer, measurements: dict[str, Any] | None = None) -> None:
+        """Refine changed `layer`: its worker's `measurements` go in now; without them (napari paint)
+        the results measure after the quiet time, in a worker."""
+        if measurements is not None or not same_layer(layer, self.results.layer):
+            self.results.attach(layer, kind="brats", measurements=measurements)
         self.results.edit()
 
     def _click_mask(self, layer: napari.layers.Layer, provenance: dict[str, Any]) -> None:

@@ -2,10 +2,10 @@
 
 One tumour labels layer is followed at a time (the last one produced or edited). After
 every edit (napari's paint / fill / erase, undo / redo, a click update) a QTimer waits
-`DEBOUNCE_MS` and then `flush()` writes the labels atomically into the user data folder,
+`DEBOUNCE_MS` and then a worker writes the labels atomically into the user data folder,
 keyed by the exam (beside the exam only when "Autosave beside the exam" is ticked and
-that folder is writable; see `autosave.py`), and recomputes the measurements table and
-the RANO diameter lines.
+that folder is writable; see `autosave.py`), and measures them; the table and the RANO
+diameter lines follow on the UI thread. `flush()` does the same at once, on the calling thread.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ...core.report import lesion_summary
 from ...core.tasks.tumor import CLASS_NAMES
 from ..autosave import SUFFIX, autosave_path, exam_stem, existing_autosave, source_meta
 from ..layers import layer_volume, same_layer, volume_to_layer_data
+from . import run_task
 from .tumor_clicks import TUMOR_KIND, voxel_to_display
 from .tumor_style import DEFAULT_COLORS, legend_html, tumor_layer_kwargs
 
@@ -50,6 +51,19 @@ def _save_autosave(volume: Any, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     io.save(volume, path, overwrite=True, description="napari-brain-dl tumour autosave")
+
+
+def _write_autosave(volume: Any, paths: list[Path]) -> Path:
+    """Write to the first of `paths` that takes it (beside the exam, then the user data folder);
+    OSError when none does. Touches no widget: runs in a worker."""
+    for path in paths[:-1]:
+        try:
+            _save_autosave(volume, path)
+            return path
+        except OSError:
+            continue
+    _save_autosave(volume, paths[-1])
+    return paths[-1]
 
 
 def _ask_path(caption: str, default: str, filter: str) -> str | None:
@@ -93,6 +107,8 @@ class TumorResults(Container):
         self._dirty = False
         self._history = (0, 0)
         self._told_fallback = False
+        self._flushing = False  # a worker is autosaving and measuring
+        self.synchronous = False  # tests: the timer's autosave and measurements run inline
         self._adding = False  # a widget is adding a tumour layer and attaches it itself
         self.table = Table(value={"data": [["-"] for _ in ROWS], "index": _index(10.0),
                                   "columns": ["value"]})
@@ -120,7 +136,7 @@ class TumorResults(Container):
         self._timer = QTimer(self.native)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._flush_in_worker)
         viewer.layers.events.removed.connect(self._removed)
         viewer.layers.selection.events.active.connect(self._selected)
 
@@ -198,7 +214,7 @@ class TumorResults(Container):
         self._timer.start()
 
     def flush(self) -> None:
-        """Autosave and measure now (what the timer does)."""
+        """Autosave and measure now, on this thread (the timer does it in a worker)."""
         self._timer.stop()
         if self.layer is None or not self._dirty:
             return
@@ -206,35 +222,74 @@ class TumorResults(Container):
         self.autosave()
         self.measure()
 
+    def _flush_in_worker(self) -> None:
+        """What the timer does: write the autosave and measure in a worker (a 240^3 exam takes
+        0.3-1 s), then show both; one at a time, a later edit waits for the next quiet time."""
+        if self.layer is None or not self._dirty:
+            return
+        if self._flushing:
+            self._timer.start()
+            return
+        plan = self._autosave_plan()
+        self._dirty, self._flushing = False, True
+        layer, kind = self.layer, self.kind
+        volume = plan[0] if plan is not None else self.labels_volume()
+
+        def work(progress: Any, cancel: Any, notify: Any) -> tuple[Path | None, dict[str, Any]]:
+            path = _write_autosave(volume, plan[1]) if plan is not None else None
+            return path, layer_measurements(volume, kind)
+
+        def done(result: tuple[Path | None, dict[str, Any]]) -> None:
+            self._flushing = False
+            path, measurements = result
+            if path is not None:
+                self._autosaved(path, plan[1])
+            if same_layer(layer, self.layer) and not self._dirty:  # else newer edits measure again
+                self.measure(measurements)
+
+        def error(exc: BaseException) -> None:
+            self._flushing = False
+            show_error(f"The autosave could not be written: {exc}")
+
+        run_task(work, on_done=done, on_progress=lambda *_: None, on_error=error,
+                 synchronous=self.synchronous)
+
     def labels_volume(self) -> Any:
         """The followed layer as a core Volume on the scan's own grid."""
         return layer_volume(self.layer)
 
     # -- autosave ---------------------------------------------------------------------------
     def autosave(self) -> Path | None:
-        """Write the followed labels atomically beside the exam (user folder as a fallback)."""
+        """Write the followed labels atomically into the user data folder (beside the exam when
+        chosen and writable, the user folder as a fallback)."""
+        plan = self._autosave_plan()
+        if plan is None:
+            return None
+        try:
+            path = _write_autosave(*plan)
+        except OSError as exc:
+            show_error(f"The autosave could not be written: {exc}")
+            return None
+        self._autosaved(path, plan[1])
+        return path
+
+    def _autosave_plan(self) -> tuple[Any, list[Path]] | None:
+        """The labels to write and where to try, in order; None without a layer or FLAIR."""
         flair = self._reference()
         if self.layer is None or flair is None:
             return None
         path, beside = autosave_path(flair, self.kind, self.beside.value)
-        volume = self.labels_volume()
-        try:
-            try:
-                _save_autosave(volume, path)
-            except OSError:
-                if not beside:
-                    raise
-                path, beside = autosave_path(flair, self.kind), False
-                _save_autosave(volume, path)
-        except OSError as exc:
-            show_error(f"The autosave could not be written: {exc}")
-            return None
+        paths = [path, autosave_path(flair, self.kind)[0]] if beside else [path]
+        return self.labels_volume(), paths
+
+    def _autosaved(self, path: Path, tried: list[Path]) -> None:
+        """Say where the autosave went (once, when it could not go beside the exam as chosen)."""
+        beside = len(tried) > 1 and path == tried[0]
         if self.beside.value and not beside and not self._told_fallback:
             self._told_fallback = True
             show_info(f"The exam's folder is unknown or not writable: edits are autosaved in {path.parent}.")
         self.status.value = f"Autosaved {path.name} at {datetime.datetime.now():%H:%M:%S}."
         self.update_buttons()
-        return path
 
     def restore(self, *_: Any) -> Any:
         """Load the autosave of the current FLAIR back as a tumour layer; None when there is none."""
