@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from scipy import ndimage
 from napari_brain_dl.core import io
 from napari_brain_dl.core.image_metrics import dice
 from napari_brain_dl.core.models.registry import resolve_model
-from napari_brain_dl.core.tasks.tumor_edit import TumourEditor, compose
+from napari_brain_dl.core.tasks.tumor_edit import TumourEditor, check_labels, compose
 from napari_brain_dl.core.volume import Volume
 
 DATA = Path(
@@ -214,3 +215,30 @@ def test_clicks_refine_labels_and_keep_sub_regions_on_the_held_out_case() -> Non
     assert np.array_equal(ed2.labels[kept], ref[kept])  # sub-regions kept where tumour stays
     ed2.undo()
     assert np.array_equal(ed2.labels, big)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "expect"),
+    [
+        ([0, 1, 2, 3], np.uint8, [0, 1, 2, 3]),
+        ([0, 1, 2, 4], np.uint8, [0, 1, 2, 3]),  # BraTS 2018: 4 = enhancing
+        ([0, 1, 2, 4], np.uint16, [0, 1, 2, 3]),
+        ([0, 2, 3], np.float32, [0, 2, 3]),
+        ([0, 1], bool, [0, 1]),
+        ([0, 1, 5], np.uint8, "only BraTS labels 0-3"),
+        ([0, 1, 300], np.uint16, "only BraTS labels 0-3"),
+        ([0, -1, 2], np.int16, "only BraTS labels 0-3"),
+        ([0, 0.5, 2], np.float32, "whole numbers"),
+        ([0, np.nan, 2], np.float32, "whole numbers"),
+    ],
+)
+def test_check_labels_accepts_brats_values_only(values: list[float], dtype: type, expect: Any) -> None:
+    reference = Volume(np.zeros((4, 4, 4), np.float32), np.eye(4), "flair", {})
+    data = np.zeros((4, 4, 4), dtype)
+    data.flat[: len(values)] = np.asarray(values).astype(dtype)
+    if isinstance(expect, str):
+        with pytest.raises(ValueError, match=expect):
+            check_labels(data, reference)
+        return
+    out = check_labels(data, reference)
+    assert out.dtype == np.uint8 and sorted(np.unique(out).tolist()) == expect
