@@ -222,3 +222,21 @@ def test_refine_click_tool_with_the_shipped_click_model(viewer: Any, data_dir: A
     panel.undo()
     assert np.array_equal(_voxels(tumor), start)
     panel.tool.value = "off"
+
+
+def test_a_tumour_layer_on_another_grid_is_one_sentence(viewer: Any) -> None:
+    """Same shape, another affine (a label map of another exam): refused, the layer untouched."""
+    from napari.layers import Layer
+
+    flair = Volume(np.ones(SHAPE, np.float32), np.diag([-1.0, -1.0, 1.0, 1.0]), "flair", {})
+    other = Volume(np.ones(SHAPE, np.float32), np.diag([-1.0, -1.0, 2.0, 1.0]), "other", {})
+    image = viewer.add_layer(Layer.create(*volume_to_layer_data(flair, "image", name="flair")))
+    labels = (_ball(8) * 2).astype(np.uint8)
+    tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
+        other.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
+    before = np.asarray(tumor.data).copy()
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: tumor)
+    panel.synchronous = True
+    panel.boundary("WT", -1)
+    assert "not on the exam's grid" in panel.status.value
+    assert np.array_equal(np.asarray(tumor.data), before) and not panel.undo_button.enabled

@@ -79,7 +79,7 @@ class TumourEditPanel(Container):
         self.device = "auto"
         self.segmenter_factory: Callable[[Volume, Volume], Any] | None = None
         self.editor: Any = None
-        self._plan: Callable[[np.ndarray | None], Any] | None = None  # builds the editor (in a worker)
+        self._plan: Callable[[Volume | None], Any] | None = None  # builds the editor (in a worker)
         self.layer: napari.layers.Layer = None
         self._flair: Volume | None = None
         self._flair_layer: napari.layers.Layer = None
@@ -155,7 +155,7 @@ class TumourEditPanel(Container):
                 self.layer.data[...] = np.asarray(volume_to_layer_data(flair.with_data(start), "labels")[0])
         device = self.device
 
-        def plan(labels: np.ndarray | None) -> Any:
+        def plan(labels: Volume | None) -> Any:
             from ...core.tasks.tumor_edit import TumourEditor
 
             return TumourEditor(flair, t1c, labels=labels, probabilities=prob, thresholds=thresholds or None,
@@ -270,8 +270,8 @@ class TumourEditPanel(Container):
         editor, plan = self.editor, self._plan
         start = None
         if editor is None:  # the layer as it is now (napari paint included) is where the editor starts
-            start = np.asarray(layer_volume(self.layer).data)
-            start = start if start.any() else None
+            start = layer_volume(self.layer)  # a Volume: the editor checks its grid against FLAIR's
+            start = start if np.asarray(start.data).any() else None
         self._busy = True
         self._update_buttons()
         self.status.value = f"{what}..."
