@@ -186,3 +186,34 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------- every labelled FLAIR + T1c exam
+# Added for the click model (scripts/train_click_seg.py); the file table is prep_tumor_gpu.CASES.
+# brats18_flair_t1_wt has no T1c and is not listed.
+FLAIR_T1C = [*EXPERT, "brats_gli_00001", "brats18_tcia05_396_1", "tcga_du_7294", "tcga_fg_6692",
+             "brats20_training_001"]
+
+
+def exam_files(name: str) -> tuple[Path, Path, Path, np.ndarray]:
+    """FLAIR, T1c and label paths of a `FLAIR_T1C` exam, and the lookup table to BraTS 2023 labels."""
+    from prep_tumor_gpu import CASES  # scripts/ is on sys.path wherever this module is imported
+
+    _kind, folder, files, label, lut = CASES[name]
+    return (DATA / folder / f"{files[0]}.nii.gz", DATA / folder / f"{files[1]}.nii.gz",
+            DATA / folder / f"{label}.nii.gz", np.asarray(lut, np.uint8))
+
+
+def load_exam(name: str, *, crop: bool = True) -> Case:
+    """Like `load_case` for every `FLAIR_T1C` exam; T1/T2 stay zero (the click model reads FLAIR + T1c)."""
+    flair_path, t1c_path, label_path, lut = exam_files(name)
+    flair, affine = _read(flair_path)
+    t1c, _ = _read(t1c_path)
+    labels = lut[np.rint(_read(label_path)[0]).astype(np.int64)]
+    zero = np.zeros_like(flair)
+    image = np.stack([zscore_foreground(flair), zscore_foreground(t1c), zero, zero])
+    if crop:
+        box = head_box(image, margin=8)
+        image, labels = image[(slice(None), *box)], labels[box]
+    expert = name in EXPERT or name == "brats18_tcia05_396_1"
+    return Case(name, np.ascontiguousarray(image), np.ascontiguousarray(labels), affine, expert)

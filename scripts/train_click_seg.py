@@ -173,8 +173,8 @@ def random_clicks(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, fg
                 bg.append(pts[rng.integers(len(pts))].astype(float))
 
 
-def error_click(rng: np.random.Generator, pred: np.ndarray, lab: np.ndarray):
-    if rng.random() < 0.75:
+def error_click(rng: np.random.Generator, pred: np.ndarray, lab: np.ndarray, p_next: float = 0.75):
+    if rng.random() < p_next:
         return next_click(pred, lab)
     err = np.argwhere(pred != lab)
     if not len(err):
@@ -188,18 +188,33 @@ def forward_np(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return net(torch.from_numpy(x)[None])[0, 0].numpy()
 
 
-def build_example(rng, item, net, cfg) -> tuple[np.ndarray, np.ndarray, int]:
+@dataclass
+class Sim:
+    """Error-driven click simulation: share of iterative examples, rounds, share of `next_click` clicks."""
+
+    iterative: float = 0.4
+    rounds: int = 3
+    p_next: float = 0.75
+
+    def n_rounds(self, rng: np.random.Generator) -> int:
+        if self.rounds == 3:  # the shipped weights' draw (kept bit for bit)
+            return int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
+        w = np.arange(self.rounds, 0, -1, dtype=float)  # linearly fewer long runs: 5 -> .33 .27 .2 .13 .07
+        return int(rng.choice(np.arange(1, self.rounds + 1), p=w / w.sum()))
+
+
+def build_example(rng, item, net, cfg, sim: Sim = Sim()) -> tuple[np.ndarray, np.ndarray, int]:  # noqa: B008
     img, lab, c1w = window_example(rng, item, cfg)
     fg, bg = [c1w], []
     sigma = float(cfg["sigma"])
     if rng.random() < 0.25:
         random_clicks(rng, img, lab, fg, bg)
     iters = 0
-    if rng.random() < 0.4:
-        for _ in range(int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))):
+    if rng.random() < sim.iterative:
+        for _ in range(sim.n_rounds(rng)):
             x = np.concatenate([img, click_maps(lab.shape, np.array(fg), np.array(bg).reshape(-1, 3), sigma)])
             pred = keep_clicked(forward_np(net, x) > 0, np.rint(np.array(fg)).astype(int))
-            click = error_click(rng, pred, lab)
+            click = error_click(rng, pred, lab, sim.p_next)
             iters += 1
             if click is None:
                 break
@@ -224,18 +239,12 @@ def lr_at(step: int, total: int, base: float) -> float:
 
 # ----------------------------------------------------------------------------- evaluation
 def eval_cases(names: list[str]) -> list[tuple[str, object, object, np.ndarray]]:
+    """Full-grid FLAIR, T1c Volumes and the whole-tumour reference of each exam (brats_data.exam_files)."""
     out = []
     for name in names:
-        if name.startswith("brats_2013"):
-            folder = bd.DATA / "brats2015_flair_t1c" / name
-            flair = io.load(folder / "Flair_subtrMeanDivStd.nii.gz")
-            t1c = io.load(folder / "T1c_subtrMeanDivStd.nii.gz")
-            ref = np.asarray(io.load(folder / "OTMultiClass.nii.gz").data) > 0
-        else:
-            folder = bd.DATA / name
-            flair, t1c = io.load(folder / "t2f.nii.gz"), io.load(folder / "t1c.nii.gz")
-            ref = np.asarray(io.load(folder / "seg-BraTS23_1.nii.gz").data) > 0
-        out.append((name, flair, t1c, ref))
+        flair_path, t1c_path, label_path, lut = bd.exam_files(name)
+        ref = lut[np.rint(np.asarray(io.load(label_path).data)).astype(np.int64)] > 0
+        out.append((name, io.load(flair_path), io.load(t1c_path), ref))
     return out
 
 
@@ -292,6 +301,17 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=Path("/tmp/train_click_seg_ckpt.pt"))
     ap.add_argument("--metrics", type=Path, default=Path("/tmp/train_click_seg_metrics.json"))
     ap.add_argument("--eval-only", action="store_true", help="evaluate --out, do not train")
+    ap.add_argument("--exams", choices=["shipped-v1", "all"], default="shipped-v1",
+                    help="shipped-v1: pat0003/4/5 + brats_gli_00001 (pat0006 held out); "
+                         "all: every labelled FLAIR + T1c exam (brats_data.FLAIR_T1C) minus --hold-out")
+    ap.add_argument("--hold-out", nargs="*", default=None,
+                    help="exams kept out of training and evaluated (default: brats_data.VALIDATION; "
+                         "give none to train on every exam of --exams)")
+    ap.add_argument("--iterative", type=float, default=0.4, help="share of error-driven examples")
+    ap.add_argument("--rounds", type=int, default=3, help="most simulated rounds of an iterative example")
+    ap.add_argument("--p-next", type=float, default=0.75,
+                    help="share of simulated clicks at the largest error (next_click), else a random error")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     args = ap.parse_args()
     if args.steps is None and args.minutes is None and not args.eval_only:
         ap.error("give --steps or --minutes")
@@ -302,8 +322,14 @@ def main() -> None:
     net = UNet3D(4, 1, FEATURES)
     card = ModelCard.from_file(CARD)
 
-    val_names = list(bd.VALIDATION)
-    train_names = [n for n in bd.EXPERT if n not in bd.VALIDATION] + ["brats_gli_00001"]
+    sim = Sim(args.iterative, args.rounds, args.p_next)
+    val_names = list(bd.VALIDATION) if args.hold_out is None else list(args.hold_out)
+    if args.exams == "all":
+        train_names = [n for n in bd.FLAIR_T1C if n not in val_names]
+    else:
+        train_names = [n for n in bd.EXPERT if n not in bd.VALIDATION] + ["brats_gli_00001"]
+        assert val_names == list(bd.VALIDATION), "shipped-v1 holds out brats_data.VALIDATION only"
+    print(f"training exams: {train_names}; held out: {val_names}", flush=True)
     t0 = time.perf_counter()
     eval_net = copy.deepcopy(net).eval()
     loaded = LoadedModel(card, eval_net, None, "project")
@@ -319,7 +345,15 @@ def main() -> None:
 
         net.load_state_dict(read_state_dict(args.out))
     else:
-        items = [prepare(c) for c in bd.training_cases()]
+        if args.exams == "all":
+            items = [prepare(bd.load_exam(n)) for n in train_names]
+        else:
+            items = [prepare(c) for c in bd.training_cases()]
+        if args.init is not None:
+            from napari_brain_dl.core.models.loaders import read_state_dict
+
+            net.load_state_dict(read_state_dict(args.init))
+            print(f"initialised from {args.init} (sha256 {sha256_file(args.init)})", flush=True)
         print("training cases:", ", ".join(f"{i.name} ({int(i.wt.sum())} WT voxels)" for i in items),
               flush=True)
         opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -330,7 +364,7 @@ def main() -> None:
         step = 0
         while step < total:
             item = items[int(rng.integers(len(items)))]
-            x, lab, it = build_example(rng, item, net, cfg)
+            x, lab, it = build_example(rng, item, net, cfg, sim)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, args.lr)
             logit = net(torch.from_numpy(x)[None])
