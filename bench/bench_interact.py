@@ -25,6 +25,7 @@ Usage::
 
     OMP_NUM_THREADS=2 python bench/bench_interact.py [--data ../shared/data] [--steps 10]
         [--cache DIR] [--json bench/interact.json] [--plot docs/interaction_dice.png]
+        [--click-model CARD.yaml]
 
 Timings are of the editor call alone on this machine (threads as set: the issue's target is
 2 CPU cores), median and p95 per kind of interaction.
@@ -287,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads", type=int, default=0, help="click model threads (0: the default, all cores but one)"
     )
+    ap.add_argument(
+        "--click-model", default="brats-tumor-click",
+        help="click model: card id or card file (e.g. a copy of the card beside candidate weights)",
+    )
     args = ap.parse_args(argv)
     if args.replot:
         plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
@@ -297,11 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     from napari_brain_dl.core.tasks.click_segment import ClickSegmenter
 
     report: dict[str, Any] = {"cases": {}, "threads": args.threads, "os_cpus": os.cpu_count()}
+    if args.click_model != "brats-tumor-click":
+        report["click_model"] = args.click_model
     timings: dict[str, list[float]] = {}
     for name in CASES:
         vols, ref = load_case(Path(args.data), name)
         labels, prob = automatic(vols, name, Path(args.cache) if args.cache else None)
-        seg = ClickSegmenter(vols[0], vols[1], device="cpu", threads=args.threads or None)
+        seg = ClickSegmenter(
+            vols[0], vols[1], model=args.click_model, device="cpu", threads=args.threads or None
+        )
         report["cases"][name] = {}
         protocols = (
             ("automatic", ("WT",), "strokes"),
