@@ -273,6 +273,22 @@ def latency(segs: dict[str, tuple[ClickSegmenter, np.ndarray]], threads: int, re
             "p95_s": round(float(np.percentile(arr, 95)), 3), "max_s": round(float(arr.max()), 3)}
 
 
+def compare_cards(cards: list[Path], names: list[str], threads: int, out: Path) -> None:
+    """Click protocol (5 clicks) of each card on the exams `names`; Dice per click to `out` (JSON)."""
+    exams = eval_cases(names)
+    report = {}
+    for card in cards:
+        segs = {n: (ClickSegmenter(f, t, model=str(card), device="cpu", threads=threads), r)
+                for n, f, t, r in exams}
+        results = evaluate(segs, 5)
+        sha = next(iter(segs.values()))[0].loaded.sha256
+        print(f"{card} (weights sha256 {sha}):\n" + summary(results), flush=True)
+        report[str(card)] = {"sha256": sha, "dice_per_click": {
+            n: [round(s["dice"], 4) for s in steps] for n, steps in results.items()}}
+    out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print(f"written to {out}", flush=True)
+
+
 def update_card_sha(card: Path, digest: str) -> None:
     text = card.read_text(encoding="utf-8")
     new = re.sub(r"(weights: \{file: brats-tumor-click\.safetensors, sha256: )\w+", rf"\g<1>{digest}", text)
@@ -312,6 +328,8 @@ def main() -> None:
     ap.add_argument("--p-next", type=float, default=0.75,
                     help="share of simulated clicks at the largest error (next_click), else a random error")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
+    ap.add_argument("--compare", nargs="+", type=Path, default=None,
+                    help="only run the click protocol of these cards on the --hold-out exams (no training)")
     args = ap.parse_args()
     if args.steps is None and args.minutes is None and not args.eval_only:
         ap.error("give --steps or --minutes")
@@ -330,6 +348,9 @@ def main() -> None:
         train_names = [n for n in bd.EXPERT if n not in bd.VALIDATION] + ["brats_gli_00001"]
         assert val_names == list(bd.VALIDATION), "shipped-v1 holds out brats_data.VALIDATION only"
     print(f"training exams: {train_names}; held out: {val_names}", flush=True)
+    if args.compare:
+        compare_cards(args.compare, val_names, args.threads, args.metrics)
+        return
     t0 = time.perf_counter()
     eval_net = copy.deepcopy(net).eval()
     loaded = LoadedModel(card, eval_net, None, "project")
