@@ -1,20 +1,23 @@
 """Train the click-guided whole-tumour model (card resources/models/brats-tumor-click.yaml).
 
-Reproduce the shipped weights (one CPU thread, about 70 minutes beside another job):
+The defaults reproduce the v1 weights (pat0003/4/5 + brats_gli_00001, pat0006 held out):
 
-    python scripts/train_click_seg.py --steps 1500 --seed 0 --threads 1
+    python scripts/train_click_seg.py --steps 950 --seed 0 --threads 1
 
-The weights go to resources/models/brats-tumor-click.safetensors and the card's sha256
-is updated; then the click protocol runs on the held-out expert case
-brats_2013_pat0006_1 (never trained on) and on the training cases through the real
-`ClickSegmenter`, printing Dice per click and the latency of each click.
-``--minutes M`` instead of ``--steps`` times the first steps and picks the step count
-that fits (it prints the equivalent ``--steps``).
+The shipped weights (issue #17) start from v1 and train on every labelled FLAIR + T1c exam
+(``--exams all``, brats_data.FLAIR_T1C) with stronger error-driven simulation; the card's header
+has the exact command and that of fold A (``--hold-out brats_2013_pat0006_1
+brats18_tcia05_396_1``), whose numbers are the card's validation. ``--compare CARD...`` runs
+only the click protocol of given cards on the ``--hold-out`` exams.
 
-Data (../shared/data, never copied): brats_2013_pat0003/4/5 (expert labels) and
-brats_gli_00001 (labels of a challenge-winning algorithm), FLAIR + T1c only,
-``zscore_foreground`` over the whole exam (scripts/brats_data.py). Target: whole tumour
-(labels 1+2+3).
+With the default ``--out`` the weights go to resources/models/brats-tumor-click.safetensors and
+the card's sha256 is updated; then the click protocol runs on the held-out exams and on the
+training exams through the real `ClickSegmenter`, printing Dice per click and the latency of
+each click. ``--minutes M`` instead of ``--steps`` times the first steps and picks the step
+count that fits (it prints the equivalent ``--steps``).
+
+Data (../shared/data, never copied): FLAIR + T1c only, ``zscore_foreground`` over the whole
+exam (scripts/brats_data.py). Target: whole tumour (every tumour label).
 
 Each step builds one example the way inference will see it:
 
@@ -26,9 +29,10 @@ Each step builds one example the way inference will see it:
 - intensity augmentation of brats_data (scale/shift, gamma, bias field, noise);
 - clicks: the first at the tumour's innermost voxel (half the time) or a random interior
   voxel; a quarter of the examples get 1-2 random extra clicks (positive inside,
-  negative in a 6-voxel band around the tumour); 40 % are iterative (DeepEdit):
-  the current network runs without gradient 1-3 times and each time a click goes to the
-  innermost voxel of the largest error (75 %, `next_click`) or a random error voxel;
+  negative in a 6-voxel band around the tumour); 40 % are iterative (DeepEdit, ``--iterative``):
+  the current network runs without gradient 1-3 times (``--rounds``) and each time a click goes
+  to the innermost voxel of the largest error (75 %, ``--p-next``, `next_click`) or a random
+  error voxel;
 - loss: BCE + soft Dice on the tumour logit; AdamW, 20 warm-up steps then cosine decay.
 """
 

@@ -23,8 +23,10 @@ from napari_brain_dl.core.volume import Volume
 DATA = Path(
     os.environ.get("NAPARI_BRAIN_DL_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
 )
-CASE = DATA / "brats2015_flair_t1c" / "brats_2013_pat0006_1"  # held out: never trained on
-#: Measured with the shipped weights: WT Dice 0.913, 0.915, 0.916 after clicks 1-3 (see the card).
+# Held out by fold A (WT Dice 0.926, 0.927, 0.929 after clicks 1-3, see the card); the shipped weights
+# trained on every labelled FLAIR + T1c exam, this one too (0.931-0.933): a regression floor, not a
+# measure of generalisation (no unseen exam with T1c is left).
+CASE = DATA / "brats2015_flair_t1c" / "brats_2013_pat0006_1"
 DICE_FLOOR_3_CLICKS = 0.90
 
 
@@ -127,7 +129,7 @@ def test_click_errors_are_one_clear_sentence() -> None:
 
 # ----------------------------------------------------------------------------- real exam
 @needs_model
-def test_three_clicks_reach_the_dice_floor_on_the_held_out_case(exam) -> None:
+def test_three_clicks_reach_the_dice_floor_on_pat0006(exam) -> None:
     flair, t1c, ref = exam
     seg = ClickSegmenter(flair, t1c, device="cpu")
     steps = simulate_clicks(seg, ref, clicks=3)

@@ -19,7 +19,8 @@ from napari_brain_dl.core.volume import Volume
 DATA = Path(
     os.environ.get("NAPARI_BRAIN_DL_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
 )
-CASE = DATA / "brats2015_flair_t1c" / "brats_2013_pat0006_1"  # held out by both tumour models
+# held out by brats-tumor-seg; the click model trained on it
+CASE = DATA / "brats2015_flair_t1c" / "brats_2013_pat0006_1"
 SHAPE = (48, 48, 40)
 
 
@@ -185,7 +186,7 @@ def _model_ready() -> bool:
 
 
 @pytest.mark.skipif(not _model_ready() or not CASE.is_dir(), reason="click weights or test data missing")
-def test_clicks_refine_labels_and_keep_sub_regions_on_the_held_out_case() -> None:
+def test_clicks_refine_labels_and_keep_sub_regions_on_pat0006() -> None:
     flair = io.load(CASE / "Flair_subtrMeanDivStd.nii.gz")
     t1c = io.load(CASE / "T1c_subtrMeanDivStd.nii.gz")
     raw = np.rint(np.asarray(io.load(CASE / "OTMultiClass.nii.gz").data)).astype(int)
