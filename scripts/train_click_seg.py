@@ -335,7 +335,7 @@ def main() -> None:
     ap.add_argument("--compare", nargs="+", type=Path, default=None,
                     help="only run the click protocol of these cards on the --hold-out exams (no training)")
     args = ap.parse_args()
-    if args.steps is None and args.minutes is None and not args.eval_only:
+    if args.steps is None and args.minutes is None and not (args.eval_only or args.compare):
         ap.error("give --steps or --minutes")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
