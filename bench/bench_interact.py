@@ -1,8 +1,9 @@
 """Benchmark: Dice against interactions, and seconds per interaction, for tumour editing.
 
-For each expert-labelled exam that neither shipped model trained on (brats_2013_pat0006_1:
-held out by brats-tumor-seg and brats-tumor-click; brats18_tcia05_396_1: in neither model's
-training data, see the cards in resources/models), a simulated user makes 0-10 interactions
+For two expert-labelled exams (brats_2013_pat0006_1: held out by brats-tumor-seg;
+brats18_tcia05_396_1: not in its training data; the shipped brats-tumor-click trained on both,
+so bench its fold A with ``--click-model``, see the cards in resources/models), a simulated user
+makes 0-10 interactions
 with `TumourEditor`, starting from the automatic result (`segment_tumor`, its probabilities
 kept) and from nothing. Dice of WT, TC and ET is printed after each interaction.
 
