@@ -299,7 +299,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         the results measure after the quiet time, in a worker."""
         if measurements is not None or not same_layer(layer, self.results.layer):
             self.results.attach(layer, kind="brats", measurements=measurements)
-        self.results.edit()
+        self.results.edit(measured=measurements is not None)
 
     def _click_mask(self, layer: napari.layers.Layer, provenance: dict[str, Any]) -> None:
         self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")

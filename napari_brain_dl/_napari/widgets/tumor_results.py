@@ -105,6 +105,7 @@ class TumorResults(Container):
         self.measurements: dict[str, Any] = {}
         self.edited = False
         self._dirty = False
+        self._measured = True  # the table shows the followed labels as they are now
         self._history = (0, 0)
         self._told_fallback = False
         self._flushing = False  # a worker is autosaving and measuring
@@ -203,12 +204,14 @@ class TumorResults(Container):
         if history != self._history:
             self.edit()
 
-    def edit(self, *_: Any) -> None:
-        """The labels changed: autosave and measure after `DEBOUNCE_MS` of quiet."""
+    def edit(self, *_: Any, measured: bool = False) -> None:
+        """The labels changed: autosave and measure after `DEBOUNCE_MS` of quiet (`measured`: the
+        caller already put these labels' measurements in, so only the autosave is due)."""
         if self.layer is None:
             return
         self._history = (len(self.layer._undo_history), len(self.layer._redo_history))
         self.edited, self._dirty = True, True
+        self._measured = measured and self._measured
         self.layer.metadata["brain_dl_edited"] = True
         touch(self.layer)
         self._timer.start()
@@ -220,7 +223,8 @@ class TumorResults(Container):
             return
         self._dirty = False
         self.autosave()
-        self.measure()
+        if not self._measured:
+            self.measure()
 
     def _flush_in_worker(self) -> None:
         """What the timer does: write the autosave and measure in a worker (a 240^3 exam takes
@@ -232,20 +236,20 @@ class TumorResults(Container):
             return
         plan = self._autosave_plan()
         self._dirty, self._flushing = False, True
-        layer, kind = self.layer, self.kind
+        layer, kind, measure = self.layer, self.kind, not self._measured
         volume = plan[0] if plan is not None else self.labels_volume()
 
-        def work(progress: Any, cancel: Any, notify: Any) -> tuple[Path | None, dict[str, Any]]:
+        def work(progress: Any, cancel: Any, notify: Any) -> tuple[Path | None, dict[str, Any] | None]:
             path = _write_autosave(volume, plan[1]) if plan is not None else None
-            return path, layer_measurements(volume, kind)
+            return path, layer_measurements(volume, kind) if measure else None
 
-        def done(result: tuple[Path | None, dict[str, Any]]) -> None:
+        def done(result: tuple[Path | None, dict[str, Any] | None]) -> None:
             self._flushing = False
             path, measurements = result
             if path is not None:
                 self._autosaved(path, plan[1])
-            if same_layer(layer, self.layer) and not self._dirty:  # else newer edits measure again
-                self.measure(measurements)
+            if measurements is not None and same_layer(layer, self.layer) and not self._dirty:
+                self.measure(measurements)  # else newer edits measure again
 
         def error(exc: BaseException) -> None:
             self._flushing = False
@@ -332,7 +336,7 @@ class TumorResults(Container):
             m = dict(measurements)
         else:
             m = layer_measurements(self.labels_volume(), self.kind)
-        self.measurements = m
+        self.measurements, self._measured = m, True
         lesion = (m.get("lesions") or [{}])[0]
         values = {**m, **{k: lesion.get(k) for k in ("longest_mm", "perpendicular_mm")}}
         if "measurable_lesions" in m:
