@@ -49,11 +49,11 @@ def main(case: Path, out: Path) -> None:
     viewer.reset_view()
     screen.shot("Load exam", out / "brats_exam_axial_radiological.png")
     segment = widgets["Segment tumour"]
-    segment.clicks.synchronous, segment.clicks.device = True, "cpu"
-    segment.clicks.toggle.value = True
+    segment.edits.synchronous, segment.edits.device = True, "cpu"
+    segment.edits.tool.value = "click"  # no result yet: Refine starts from nothing
     start = time.perf_counter()
-    segment.clicks.add_click(point, True)
-    print(f"click on the rim: {time.perf_counter() - start:.2f} s; {segment.clicks.status.value}")
+    segment.edits.click(point, True)
+    print(f"click on the rim: {time.perf_counter() - start:.2f} s; {segment.edits.status.value}")
     segment.results.flush()
     screen.shot("Segment tumour", out / "click_segment.png", scroll_to=segment.results.table)
     screen.window.resize(1920, 1080)

@@ -28,7 +28,7 @@ def main(case: Path, out: Path) -> None:
     from screens import Screen, settle
 
     from napari_brain_dl._napari import reader_preference
-    from napari_brain_dl._napari.widgets.tumor_clicks import MASK_LAYER, voxel_to_display
+    from napari_brain_dl._napari.widgets.tumor_clicks import voxel_to_display
     from napari_brain_dl._napari.widgets.tumor_results import layer_volume
     from napari_brain_dl.core import io
     from napari_brain_dl.core.tasks.click_segment import next_click
@@ -69,16 +69,16 @@ def main(case: Path, out: Path) -> None:
     screen.shot("Segment tumour", out / "refine.png", scroll_to=widget.edits)
     widget.edits.undo()
 
-    tumor.visible = False
-    widget.clicks.synchronous, widget.clicks.device = True, "cpu"
-    widget.clicks.toggle.value = True
+    widget.edits.device = "cpu"
+    widget.edits.start_from_nothing()  # clicks from nothing, on a new "tumor (edited)" layer
+    widget.edits.tool.value = "click"
     mask = np.zeros(truth.shape, bool)
     flair_layer = viewer.layers["flair"]
     for click in range(3):
         voxel, positive = next_click(mask, truth)
-        widget.clicks.add_click(voxel_to_display(flair_layer, voxel), positive)
+        widget.edits.click(voxel_to_display(flair_layer, voxel), positive)
         settle(0.3)
-        mask = np.asarray(layer_volume(viewer.layers[MASK_LAYER]).data) > 0
+        mask = np.asarray(layer_volume(widget.edits.layer).data) > 0
         print(f"click {click + 1} ({'+' if positive else '-'}): Dice {dice(mask):.3f} against seg-BraTS23_1")
     viewer.close()
 

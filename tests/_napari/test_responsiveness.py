@@ -126,25 +126,25 @@ def test_ui_freeze_while_an_exam_loads_and_a_result_is_added(viewer: Any, data_d
     qtbot.wait(300)
     refine_click = meter.stop()
     assert "positive click" in widget.edits.status.value, widget.edits.status.value
-    # Click mode: a second click once its mask layer exists (the first adds the mask layer)
-    widget.clicks.device = "cpu"
-    widget.clicks.toggle.value = True
+    # clicks from nothing: a second click once the new layer and its editor exist
+    widget.edits.start_from_nothing()
+    widget.edits.tool.value = "click"
     point = flair.world_to_data(viewer.layers["tumor"].data_to_world(voxel))
-    assert widget.clicks.add_click(point, True)
-    qtbot.waitUntil(lambda: not widget.clicks._busy and widget.clicks.mask is not None, timeout=60000)
+    assert widget.edits.click(point, True)
+    qtbot.waitUntil(lambda: not widget.edits._busy, timeout=60000)
     qtbot.wait(300)
     meter = FreezeMeter()
-    assert widget.clicks.add_click(point + np.array([0.0, 3.0, 0.0]), True)
-    qtbot.waitUntil(lambda: not widget.clicks._busy, timeout=60000)
+    assert widget.edits.click(point + np.array([0.0, 3.0, 0.0]), True)
+    qtbot.waitUntil(lambda: not widget.edits._busy, timeout=60000)
     qtbot.wait(300)
-    click_mode = meter.stop()
-    assert "2 clicks" in widget.clicks.status.value, widget.clicks.status.value
+    click_from_nothing = meter.stop()
+    assert "positive click" in widget.edits.status.value and len(widget.edits.editor.clicks) == 2
     meter = FreezeMeter()
     viewer.add_points([[0, 0, 0]], name="one point")
     qtbot.wait(300)
     one_layer = meter.stop()
     freezes = {"load_exam": loading, "add_result": adding, "refine_click": refine_click,
-               "click_mode_click": click_mode, "napari_repaint": repaint,
+               "click_from_nothing": click_from_nothing, "napari_repaint": repaint,
                "napari_add_one_point_layer": one_layer}
     record_property("ui_freeze_ms", freezes)
     print(f"longest UI freeze in ms (logged, not asserted): {freezes}")

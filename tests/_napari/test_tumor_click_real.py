@@ -1,7 +1,8 @@
-"""Click on the tumour of brats_gli_00001 through the widget with the shipped click model.
+"""Click on the tumour of brats_gli_00001 through the widget (Refine's click tool, from nothing)
+with the shipped click model.
 
 The click goes in as a napari data point on the FLAIR layer (as a mouse click would), the
-mask comes back on FLAIR's grid, overlaps the reference label, and on screen it sits on the
+labels come back on FLAIR's grid, overlaps the reference label, and on screen it sits on the
 side the radiological convention demands (patient left on the screen's right).
 """
 
@@ -16,7 +17,7 @@ from napari.layers import Layer
 from napari_brain_dl._napari import display
 from napari_brain_dl._napari.layers import volume_to_layer_data
 from napari_brain_dl._napari.widgets.segment_tumor import SegmentTumorWidget
-from napari_brain_dl._napari.widgets.tumor_clicks import MASK_LAYER, voxel_to_display
+from napari_brain_dl._napari.widgets.tumor_clicks import voxel_to_display
 from napari_brain_dl._napari.widgets.tumor_results import layer_volume
 from napari_brain_dl.core import io
 from napari_brain_dl.core.tasks.click_segment import next_click
@@ -45,15 +46,15 @@ def test_click_outlines_the_tumour_on_the_right_side(viewer: Any, data_dir: Path
     widget = SegmentTumorWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
     widget.synchronous, widget.device.value = True, "cpu"
-    widget.clicks.synchronous, widget.clicks.device = True, "cpu"
-    widget.clicks.toggle.value = True
+    widget.edits.device = "cpu"
+    widget.edits.tool.value = "click"
 
     mask = np.zeros(truth.shape, bool)
     dices = []
     for _ in range(3):  # the issue's protocol: innermost voxel of the largest error region
         voxel, positive = next_click(mask, truth)
-        assert widget.clicks.add_click(voxel_to_display(layers["t2f"], voxel), positive)
-        labels = viewer.layers[MASK_LAYER]
+        assert widget.edits.click(voxel_to_display(layers["t2f"], voxel), positive)
+        labels = widget.edits.layer
         result = layer_volume(labels)
         assert result.same_grid(flair)
         mask = np.asarray(result.data) > 0
@@ -104,17 +105,19 @@ def test_mouse_clicks_on_every_voxel_class_give_a_mask(viewer: Any, data_dir: Pa
         layers[name].metadata["brain_dl_geometry"]["source_meta"]["path"] = str(tmp_path / f"{name}.nii.gz")
     widget = SegmentTumorWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
-    widget.clicks.synchronous, widget.clicks.device = True, "cpu"
-    widget.clicks.toggle.value = True
+    widget.synchronous, widget.edits.device = True, "cpu"
+    widget.edits.tool.value = "click"
     viewer.reset_view()
     seconds = []
     for name, voxel in _reader_clicks(truth):
-        widget.clicks.clear()
+        while widget.edits.undo_button.enabled:  # back to nothing: each click is a first click
+            widget.edits.undo()
         start = time.perf_counter()
         click_canvas(viewer, layers["t2f"].data_to_world(voxel_to_display(layers["t2f"], voxel)))
         seconds.append(time.perf_counter() - start)
-        assert "updated" in widget.clicks.status.value, (name, voxel, widget.clicks.status.value)
-        result = layer_volume(viewer.layers[MASK_LAYER])
+        status = widget.edits.status.value
+        assert "positive click" in status and "changed" in status, (name, voxel, status)
+        result = layer_volume(widget.edits.layer)
         assert result.same_grid(flair)
         mask = np.asarray(result.data) > 0
         assert mask[voxel], (name, voxel)  # the mask holds the voxel clicked

@@ -7,10 +7,9 @@ Cancel, and the result comes back as a "tumor" labels layer on FLAIR's grid (cla
 named and coloured; the status bar names the class under the cursor), plus with TTA an
 uncertainty layer and a list of slices to review. Cancel or an error adds nothing.
 
-Click mode (`tumor_clicks`) segments the whole tumour from clicks; Refine (`tumor_boundary`)
-edits the BraTS labels (tighter / looser per region, clicks, scribbles, box, lasso, paint; one
-undo / redo) keeping core and enhancing; measurements,
-autosave, Save JSON and export of the current tumour layer are in `tumor_results`.
+Refine (`tumor_boundary`) edits the BraTS labels, or starts from nothing (tighter / looser per
+region, clicks, scribbles, box, lasso, paint; one undo / redo) keeping core and enhancing;
+measurements, autosave, Save JSON and export of the current tumour layer are in `tumor_results`.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from . import in_turns
 from .run_model import DEVICES
 from .task_panel import TaskPanel
 from .tumor_boundary import TumourEditPanel, remember
-from .tumor_clicks import TUMOR_KIND, ClickController, display_to_voxel, voxel_to_display
+from .tumor_clicks import TUMOR_KIND, display_to_voxel, voxel_to_display
 from .tumor_results import TumorResults, layer_measurements, tumor_layer_kwargs
 
 NONE = "(none)"
@@ -53,8 +52,8 @@ class SegmentTumorWidget(TaskPanel, Container):
     Attributes tests may set: ``flair.value``, ``t1c.value``, ``t1.value``, ``t2.value``
     (layer names, "(none)" for the optional ones), ``model.value`` (after
     ``add_model(card path)`` for a model outside the registry), ``device.value``,
-    ``tta.value``, ``allow_synthetic.value``, ``synchronous``; ``run()``, ``cancel()``; ``clicks`` (the click
-    controller) and ``results`` (measurements, autosave, export).
+    ``tta.value``, ``allow_synthetic.value``, ``synchronous``; ``run()``, ``cancel()``; ``edits`` (Refine:
+    boundary, clicks, strokes, one history) and ``results`` (measurements, autosave, export).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -73,8 +72,6 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.allow_synthetic = CheckBox(text="Allow synthetic contrasts", tooltip="Recorded in the result",
                                         value=False)
         self.review = ComboBox(label="Review slice", choices=self._review_choices, visible=False)
-        self.clicks = ClickController(viewer, self._click_exam, on_mask=self._click_mask)
-        self.clicks.label = "Clicks"
         self.results = TumorResults(viewer, self.flair_layer)
         self.results.label = "Result"
         self.edits = TumourEditPanel(viewer, self._edit_exam, lambda: self.results.layer,
@@ -82,7 +79,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.edits.label = "Refine"
         self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta,
                      self.allow_synthetic, *self.task_controls("Choose FLAIR and T1c, then Run."),
-                     self.review, self.clicks, self.edits, self.results])
+                     self.review, self.edits, self.results])
         self.review.changed.connect(self.go_to_review)
         self.flair.changed.connect(self._flair_changed)
         viewer.layers.events.inserted.connect(self._layers_changed)
@@ -98,7 +95,7 @@ class SegmentTumorWidget(TaskPanel, Container):
     @synchronous.setter
     def synchronous(self, value: bool) -> None:
         self._synchronous = bool(value)
-        self.clicks.synchronous = self.edits.synchronous = self.results.synchronous = self._synchronous
+        self.edits.synchronous = self.results.synchronous = self._synchronous
 
     # -- choices --------------------------------------------------------------------------------
     def image_layers(self) -> list[str]:
@@ -119,7 +116,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         try:
             cards = [c for c in default_registry().cards()
                      if {"flair", "t1c"} <= {i.lower() for i in c.inputs} and c.task == "segmentation"
-                     and c.inference.get("mode") != "click"]  # the click model is for click mode
+                     and c.inference.get("mode") != "click"]  # the click model is for clicks (Refine)
         except (OSError, ValueError):
             cards = []
         cards.sort(key=lambda c: c.id != DEFAULT_MODEL)  # the first choice is the default
@@ -151,7 +148,6 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.results.update_buttons()
 
     def _flair_changed(self, *_: Any) -> None:
-        self.clicks.reset()
         self.edits.reset()
         self.results.update_buttons()
 
@@ -281,13 +277,7 @@ class SegmentTumorWidget(TaskPanel, Container):
         point = voxel_to_display(layer, voxel)[axis]
         self._viewer.dims.set_point(axis, float(layer.translate[axis] + layer.scale[axis] * point))
 
-    # -- clicks --------------------------------------------------------------------------------------
-    def _click_exam(self) -> tuple[Any, Any, Any]:
-        volumes = self._volumes()
-        if volumes["FLAIR"] is None or volumes["T1c"] is None:
-            raise ValueError("Click mode needs FLAIR and T1c layers; Run once to synthesize the missing one.")
-        return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
-
+    # -- refine --------------------------------------------------------------------------------------
     def _edit_exam(self) -> tuple[Any, Any, Any]:
         volumes = self._volumes()
         if volumes["FLAIR"] is None:
@@ -300,10 +290,6 @@ class SegmentTumorWidget(TaskPanel, Container):
         if measurements is not None or not same_layer(layer, self.results.layer):
             self.results.attach(layer, kind="brats", measurements=measurements)
         self.results.edit(measured=measurements is not None)
-
-    def _click_mask(self, layer: napari.layers.Layer, provenance: dict[str, Any]) -> None:
-        self.results.attach(layer, {**provenance, "task": "click segmentation"}, kind="whole")
-        self.results.edit()
 
 
 @dataclass

@@ -1,19 +1,21 @@
 """Refine a tumour labels layer: tighter / looser per region, clicks, scribbles, box, lasso; one history.
 
 The panel edits the followed tumour layer (the automatic "tumor" result, whose region
-probabilities `remember` keeps), or a "tumor (edited)" labels layer started from the click
-mode's whole-tumour mask or from nothing, through
+probabilities `remember` keeps), or a "tumor (edited)" labels layer started from nothing
+("Start from nothing", or no result yet) or from a whole-tumour mask, through
 `core.tasks.tumor_edit.TumourEditor`:
 
 - Tighter / Looser per region (WT, TC, ET) re-threshold the stored probabilities: no network.
+- Tool "click": left click adds a positive click, right or Shift + left click a negative one,
+  through the click model; the clicks show as green / magenta points ("tumor clicks").
 - Tools draw on the "tumor prompts" Shapes layer: a path is a scribble (Remove ticked: a
-  negative one), a rectangle a box, a polygon a lasso; Click adds positive clicks (left) or
-  negative ones (right / Shift + left) through the click model.
+  negative one), a rectangle a box, a polygon a lasso.
 - napari's own paint / fill / erase on the layer become steps of the same history, so Undo /
-  Redo here step back through every kind of interaction.
+  Redo here step back through every kind of interaction, clicks and their points included.
 
-Model work (clicks, whole-tumour strokes, boxes) runs off the UI thread; a prompt made while
-one runs is refused with a sentence (nothing queued, nothing lost). Bad prompts (outside the
+Model work (clicks, whole-tumour strokes, boxes) runs off the UI thread. Clicks made while
+one runs are queued (shown at once, applied in order, one history step each); any other
+prompt made meanwhile is refused with a sentence (nothing lost). Bad prompts (outside the
 scan, a lasso of fewer than three points, a box of zero size) give one sentence in the status
 line and change nothing.
 """
@@ -28,12 +30,13 @@ from typing import Any
 import napari.viewer
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
+from napari.utils.notifications import show_info
 
 from ...core.volume import Volume
 from ..layers import GEOMETRY, layer_volume, same_layer, volume_to_layer_data
 from . import is_cancelled, run_task
 from .task_panel import wrapping
-from .tumor_clicks import TUMOR_KIND, display_to_index, display_to_voxel
+from .tumor_clicks import TUMOR_KIND, ClickMarkers, Voxel, display_to_index, display_to_voxel
 
 PROMPTS_LAYER = "tumor prompts"
 EDIT_LAYER = "tumor (edited)"
@@ -86,6 +89,11 @@ class TumourEditPanel(Container):
         self._busy = False
         self._painting = False
         self._copied: Any = None  # (layer id, mask bits) of the click mask an edited copy started from
+        self._queue: list[tuple[Voxel, bool]] = []  # clicks made while an edit ran, applied next
+        self._running: tuple[Voxel, bool] | None = None  # the click the model is working on
+        self._fresh = False  # "Start from nothing": ignore the followed layer while it stays this one
+        self._fresh_from: Any = None
+        self.markers = ClickMarkers(viewer)
         rows = []
         for region, name in REGIONS:
             tighter = PushButton(
@@ -107,13 +115,17 @@ class TumourEditPanel(Container):
                                tooltip="Ticked: scribbles, boxes and lassos remove from the region")
         self.undo_button = PushButton(text="Undo", enabled=False, tooltip="Undo the last edit of any kind")
         self.redo_button = PushButton(text="Redo", enabled=False)
+        self.fresh_button = PushButton(text="Start from nothing",
+                                       tooltip="Edit a new, empty tumour layer; the current result stays")
         self.status = wrapping(Label(value="Refine the tumour: boundary buttons or a tool."))
         tools = Container(layout="horizontal", labels=False, widgets=[self.tool, self.region])
-        history = Container(layout="horizontal", labels=False, widgets=[self.undo_button, self.redo_button])
+        history = Container(layout="horizontal", labels=False,
+                            widgets=[self.undo_button, self.redo_button, self.fresh_button])
         self.extend([*rows, tools, self.remove, history, self.status])
         self.tool.changed.connect(self._tool_changed)
         self.undo_button.changed.connect(self.undo)
         self.redo_button.changed.connect(self.redo)
+        self.fresh_button.changed.connect(self.start_from_nothing)
 
     # -- session ----------------------------------------------------------------------------------
     def _ensure(self) -> bool:
@@ -127,7 +139,7 @@ class TumourEditPanel(Container):
         except ValueError as exc:
             self.status.value = str(exc)
             return False
-        target = self._target()
+        target = self._followed()
         start = None
         if target is not None and target.metadata.get(TUMOR_KIND) != "brats":
             # a whole-tumour click mask: an edited BraTS copy starts from it (label 2 = whole tumour)
@@ -165,8 +177,35 @@ class TumourEditPanel(Container):
         self.layer.events.paint.connect(self._painted)
         return True
 
+    def _followed(self) -> Any:
+        """The tumour layer to edit: the target, or None (start from nothing) after "Start from nothing"
+        until the target changes (to the new layer once its first edit is followed, or a new result)."""
+        target = self._target()
+        if self._fresh and (target is None or same_layer(target, self._fresh_from)):
+            return None
+        self._fresh = False
+        return target
+
     def _session_open(self) -> bool:
         return self.editor is not None or self._plan is not None
+
+    def start_from_nothing(self, *_: Any) -> None:
+        """Edit a new, empty "tumor (edited)" layer; the followed result stays as it is, hidden."""
+        if self._busy:
+            self.status.value = "Busy with the previous edit; try again in a moment."
+            return
+        self.reset()
+        self._fresh, self._fresh_from = True, self._target()
+        if not self._ensure():
+            self._fresh = False
+            return
+        hidden = [x.name for x in self._viewer.layers
+                  if x.metadata.get(TUMOR_KIND) and x.visible and not same_layer(x, self.layer)]
+        for name in hidden:  # one outline at a time: the result under it muddies the colours
+            self._viewer.layers[name].visible = False
+        if hidden:
+            show_info(f"Hid {', '.join(hidden)}; tick it in the layer list to compare.")
+        self.status.value = "Starting from nothing: click inside the tumour (Tool: click) or draw a lasso."
 
     def _new_layer(self, ref: Any) -> Any:
         meta = {
@@ -189,7 +228,8 @@ class TumourEditPanel(Container):
             with contextlib.suppress(TypeError, ValueError, RuntimeError):
                 self.layer.events.paint.disconnect(self._painted)
         self.editor, self._plan, self.layer, self._flair, self._flair_layer = None, None, None, None, None
-        self._copied = None
+        self._copied, self._queue, self._running, self._fresh = None, [], None, False
+        self.markers.clear()
         self._update_buttons()
 
     # -- interactions -----------------------------------------------------------------------------
@@ -198,15 +238,41 @@ class TumourEditPanel(Container):
         self._run(lambda ed: ed.boundary(region, steps), f"{region} {'looser' if steps > 0 else 'tighter'}")
 
     def click(self, data_point: Any, positive: bool) -> bool:
-        """A click at a FLAIR layer data point; False (and a sentence) when outside the scan."""
-        if not self._ensure():
+        """A click at a FLAIR layer data point; False (and a sentence) when outside the scan.
+
+        While an edit runs the click is queued: shown at once, applied when its turn comes.
+        """
+        if not self._busy and not self._ensure():
             return False
         voxel = display_to_voxel(self._flair_layer, data_point)
         if voxel is None:
             self.status.value = "That click is outside the scan; click on the image."
             return False
-        self._run(lambda ed: ed.click(voxel, positive), f"{'positive' if positive else 'negative'} click")
+        if self._busy:
+            self._queue.append((voxel, positive))
+            self._show_clicks()
+            self.status.value = f"Busy: the click is queued ({len(self._queue)} waiting)."
+            return True
+        self._apply_click(voxel, positive)
         return True
+
+    def _apply_click(self, voxel: Voxel, positive: bool) -> None:
+        self._run(lambda ed: ed.click(voxel, positive), f"{'positive' if positive else 'negative'} click")
+        if self._busy:  # it runs in a worker: show its point meanwhile
+            self._running = (voxel, positive)
+            self._show_clicks()
+
+    def _next_queued(self) -> None:
+        """Apply the oldest queued click, if any (called when an edit has finished)."""
+        if self._queue and not self._busy:
+            self._apply_click(*self._queue.pop(0))
+
+    def _show_clicks(self) -> None:
+        """The editor's clicks (its history restores them) and the queued ones, as points."""
+        if self._flair_layer is not None:
+            done = list(self.editor.clicks) if self.editor is not None else []
+            running = [self._running] if self._running is not None else []
+            self.markers.show(self._flair_layer, [*done, *running, *self._queue])
 
     def apply_shape(self, kind: str, data_points: Any) -> bool:
         """A scribble (path), box (rectangle corners) or lasso (polygon) in FLAIR layer data points."""
@@ -286,7 +352,7 @@ class TumourEditPanel(Container):
             return ed, entry, edited, data, layer_measurements(edited, "brats")
 
         def done(result: tuple[Any, dict[str, Any], Volume, np.ndarray, dict[str, Any]]) -> None:
-            self._busy = False
+            self._busy, self._running = False, None
             ed, entry, edited, data, measurements = result
             if editor is None and plan is self._plan:
                 self.editor, self._plan = ed, None
@@ -300,10 +366,14 @@ class TumourEditPanel(Container):
             else:
                 text = f"{what} done."
             self._show(text, edited, data, measurements)
+            self._next_queued()
 
         def error(exc: BaseException) -> None:
-            self._busy = False
-            self.status.value = "Cancelled." if is_cancelled(exc) else str(exc)
+            self._busy, self._running = False, None
+            dropped, self._queue = len(self._queue), []  # they were aimed at a result that did not come
+            text = "Cancelled." if is_cancelled(exc) else str(exc)
+            self.status.value = text + (f" {dropped} queued clicks dropped." if dropped else "")
+            self._show_clicks()
             self._update_buttons()
 
         run_task(
@@ -328,6 +398,7 @@ class TumourEditPanel(Container):
         if text:
             wt = int((self.editor.labels > 0).sum())
             self.status.value = f"{text} Whole tumour {wt * self.editor.flair.voxel_volume_ml:.1f} mL."
+        self._show_clicks()
         self._update_buttons()
 
     # -- tools ------------------------------------------------------------------------------------
@@ -359,6 +430,7 @@ class TumourEditPanel(Container):
             return
         if tool == "click":
             callbacks.append(self._on_mouse)
+            self._viewer.layers.selection.active = self.markers.layer(self._flair_layer)  # not a paint tool
             self.status.value = "Click on the tumour (left) or outside it (right / Shift+left)."
             return
         shapes = self.shapes
@@ -400,3 +472,4 @@ class TumourEditPanel(Container):
         ed = self.editor
         self.undo_button.enabled = bool(ed is not None and ed.can_undo and not self._busy)
         self.redo_button.enabled = bool(ed is not None and ed.can_redo and not self._busy)
+        self.fresh_button.enabled = not self._busy
