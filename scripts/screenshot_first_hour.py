@@ -10,7 +10,7 @@ with Load exam, clicks on the enhancing rim with the click model (the first clic
 crashed in issue 22), and writes:
 
 * ``brats_exam_axial_radiological.png``: 1366x768, the Load exam tab in front;
-* ``click_segment.png``: 1366x768, the Segment tumour tab (clicks, legend, measurements);
+* ``click_segment.png``: 1366x768, the Segment tumour tab (Refine with its click tool, the click);
 * ``all_docks_1920x1080.png``: 1920x1080, the same exam with the Explain tab in front.
 """
 
@@ -55,7 +55,7 @@ def main(case: Path, out: Path) -> None:
     segment.edits.click(point, True)
     print(f"click on the rim: {time.perf_counter() - start:.2f} s; {segment.edits.status.value}")
     segment.results.flush()
-    screen.shot("Segment tumour", out / "click_segment.png", scroll_to=segment.results.table)
+    screen.shot("Segment tumour", out / "click_segment.png", scroll_to=segment.edits)
     screen.window.resize(1920, 1080)
     settle()
     share_width(screen.window, screen.docks["Explain"])  # the column as a 1920 px window would have it

@@ -111,3 +111,28 @@ def test_ensemble_script_adds_members_to_an_ensemble_file(tmp_path: Path,
     assert combine([shipped, single], tmp_path / "bigger.safetensors") == len(members) + 1
     again = member_states(tmp_path / "bigger.safetensors")
     assert all((again[-1][k] == members[0][k]).all() for k in members[0])
+
+
+def test_segment_re_outlines_the_whole_tumour_with_the_click_model() -> None:
+    """`segment_tumor` with FLAIR + T1c: the click model re-outlines the whole tumour from one click at
+    its centre (recorded), core and enhancing stay, and without it the labels are the model's own.
+    The shipped click model trained on pat0006, so this floor catches breakage, not accuracy (that is
+    scripts/cv_click_cascade.py's cross-validation in bench/README.md)."""
+    if not CASE.is_dir():
+        pytest.skip(f"test data {CASE} is missing")
+    flair = io.load(CASE / "Flair_subtrMeanDivStd.nii.gz")
+    t1c = io.load(CASE / "T1c_subtrMeanDivStd.nii.gz")
+    raw = np.rint(io.load(CASE / "OTMultiClass.nii.gz").data).astype(int)
+    ref = np.array([0, 1, 2, 1, 3], np.uint8)[raw] > 0
+    seg = segment_tumor(flair, t1c, device="cpu")
+    plain = segment_tumor(flair, t1c, device="cpu", click_refine=False)
+    cascade = seg.provenance["whole_tumour_click_refine"]
+    assert cascade["applied"] and cascade["click_model"]["model_id"] == "brats-tumor-click"
+    assert ref[tuple(cascade["seed_voxel"])]  # the automatic click landed in the tumour
+    assert not plain.provenance["whole_tumour_click_refine"]["applied"]
+    labels, before = np.asarray(seg.labels.data), np.asarray(plain.labels.data)
+    assert seg.labels.same_grid(flair) and set(np.unique(labels)) <= {0, 1, 2, 3}
+    assert (labels != before).sum() == cascade["voxels_added"] + cascade["voxels_removed"] > 0
+    both = (labels > 0) & (before > 0)
+    assert np.array_equal(labels[both], before[both])  # sub-regions kept where both see tumour
+    assert _dice(labels > 0, ref) >= 0.91 > _dice(before > 0, ref)  # 0.93 against 0.908 (trained on it)

@@ -52,8 +52,9 @@ class SegmentTumorWidget(TaskPanel, Container):
     Attributes tests may set: ``flair.value``, ``t1c.value``, ``t1.value``, ``t2.value``
     (layer names, "(none)" for the optional ones), ``model.value`` (after
     ``add_model(card path)`` for a model outside the registry), ``device.value``,
-    ``tta.value``, ``allow_synthetic.value``, ``synchronous``; ``run()``, ``cancel()``; ``edits`` (Refine:
-    boundary, clicks, strokes, one history) and ``results`` (measurements, autosave, export).
+    ``tta.value``, ``click_refine.value``, ``allow_synthetic.value``, ``synchronous``; ``run()``,
+    ``cancel()``; ``edits`` (Refine: boundary, clicks, strokes, one history) and ``results``
+    (measurements, autosave, export).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -69,6 +70,9 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.model = ComboBox(label="Model", choices=self._model_choices)
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
         self.tta = CheckBox(text="Uncertainty (TTA, 4x slower)", value=False)
+        self.click_refine = CheckBox(text="Whole tumour: click-model outline", value=True,
+                                     tooltip="With FLAIR and T1c, the click model re-outlines the default "
+                                             "model's whole tumour from one click at its centre")
         self.allow_synthetic = CheckBox(text="Allow synthetic contrasts", tooltip="Recorded in the result",
                                         value=False)
         self.review = ComboBox(label="Review slice", choices=self._review_choices, visible=False)
@@ -78,7 +82,8 @@ class SegmentTumorWidget(TaskPanel, Container):
                                      on_change=self._edited)
         self.edits.label = "Refine"
         self.extend([self.flair, self.t1c, self.t1, self.t2, self.model, self.device, self.tta,
-                     self.allow_synthetic, *self.task_controls("Choose FLAIR and T1c, then Run."),
+                     self.click_refine, self.allow_synthetic,
+                     *self.task_controls("Choose FLAIR and T1c, then Run."),
                      self.review, self.edits, self.results])
         self.review.changed.connect(self.go_to_review)
         self.flair.changed.connect(self._flair_changed)
@@ -190,6 +195,7 @@ class SegmentTumorWidget(TaskPanel, Container):
             return
         model, device, tta = self.model.value or DEFAULT_MODEL, self.device.value, bool(self.tta.value)
         allow = bool(self.allow_synthetic.value)
+        refine = None if self.click_refine.value else False  # on: the default model's cascade
 
         def work(progress: Any, cancel: CancelToken, notify: Any) -> Any:
             from ...core.tasks.tumor import segment_tumor
@@ -205,7 +211,8 @@ class SegmentTumorWidget(TaskPanel, Container):
                 volumes[label] = made.image
                 synthetic.append(made.image)
             seg = segment_tumor(volumes["FLAIR"], volumes["T1c"], volumes["T1"], volumes["T2"], model=model,
-                                device=device, tta=tta, progress=progress, cancel=cancel, notify=notify)
+                                device=device, tta=tta, click_refine=refine, progress=progress, cancel=cancel,
+                                notify=notify)
             progress(1, 1, "Preparing the result layers")
             return _prepare_result(seg, synthetic, model)  # layer models and measurements, off the UI thread
 

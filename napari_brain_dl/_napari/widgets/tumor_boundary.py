@@ -37,6 +37,7 @@ from ..layers import GEOMETRY, layer_volume, same_layer, volume_to_layer_data
 from . import is_cancelled, run_task
 from .task_panel import wrapping
 from .tumor_clicks import TUMOR_KIND, ClickMarkers, Voxel, display_to_index, display_to_voxel
+from .tumor_style import tumor_layer_kwargs
 
 PROMPTS_LAYER = "tumor prompts"
 EDIT_LAYER = "tumor (edited)"
@@ -109,7 +110,7 @@ class TumourEditPanel(Container):
         self.tool = ComboBox(label="Tool", choices=tool_names, value="off",
                              tooltip="Draw on the 'tumor prompts' layer: a path is a scribble, "
                                      "a rectangle a box, a polygon a lasso; click adds clicks")
-        self.region = ComboBox(label="Region", choices=[(f"{n} ({r})", r) for r, n in REGIONS], value="WT",
+        self.region = ComboBox(label="Region", choices=[(f"{r}: {n}", r) for r, n in REGIONS], value="WT",
                                tooltip="The region a scribble, box or lasso edits")
         self.remove = CheckBox(text="Remove", value=False,
                                tooltip="Ticked: scribbles, boxes and lassos remove from the region")
@@ -219,7 +220,7 @@ class TumourEditPanel(Container):
             scale=ref.scale,
             translate=ref.translate,
             metadata=meta,
-            opacity=0.5,
+            **tumor_layer_kwargs(),  # the result's class colours and names
         )
 
     def reset(self) -> None:

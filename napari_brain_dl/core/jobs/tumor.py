@@ -69,6 +69,9 @@ class SegmentJob(_TumourExam):
                        help="4 flipped passes: uncertainty and slices to review")
     uncertainty: str | None = option("--uncertainty", default=None, output=True,
                                      help="with --tta: also write the uncertainty map here")
+    no_click_refine: bool = option("--no-click-refine", default=False, action="store_true",
+                                   help="keep the automatic model's whole tumour (by default, with FLAIR and "
+                                        "T1c, the click model re-outlines it from one click at its centre)")
 
     def _run(self, ctx: JobContext) -> JobResult:
         from .. import io
@@ -83,8 +86,8 @@ class SegmentJob(_TumourExam):
         device = ctx.device
         exam = {name: ctx.load(p) if p else None for name, p in self.files().items()}
         seg = segment_tumor(exam["flair"], exam["t1c"], exam["t1"], exam["t2"], model=self.model,
-                            device=device, tta=self.tta, progress=ctx.progress, cancel=ctx.cancel,
-                            notify=ctx.notify)
+                            device=device, tta=self.tta, click_refine=False if self.no_click_refine else None,
+                            progress=ctx.progress, cancel=ctx.cancel, notify=ctx.notify)
         io.save(seg.labels, self.output, overwrite=self.overwrite,
                 description=f"tumour labels {seg.provenance.get('model_id', '')} (BraTS 2023)")
         uncertainty = self.uncertainty if seg.uncertainty is not None else None

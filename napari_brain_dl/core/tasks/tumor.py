@@ -9,6 +9,10 @@ and enhancing tumour are left out and the provenance says why; T2 is then not us
 (the model never saw T2 without T1c). The card's ``brats_regions`` step sets the
 thresholds (chosen by cross-validation) and drops small components away from the tumour.
 
+With FLAIR and T1c, the default model's whole tumour is then re-outlined by the click model
+from one automatic click at the tumour's centre (`tumor_cascade`; ``click_refine``): on expert
+exams neither model saw, its outline was closer to the expert's (bench/README.md).
+
 Test-time augmentation (flips) gives a voxel-wise uncertainty map: the spread of the
 region probabilities between the flipped passes (0 = all passes agree).
 """
@@ -69,6 +73,7 @@ def segment_tumor(
     model: str = DEFAULT_MODEL,
     device: str = "auto",
     tta: bool = False,
+    click_refine: bool | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     notify: Callable[[str], None] | None = None,
@@ -82,6 +87,8 @@ def segment_tumor(
             (`DEFAULT_MODEL`) becomes `DEFAULT_MODEL_WITHOUT_T1C` when FLAIR or T1c is missing.
         device: auto | cpu | cuda | mps.
         tta: Run 4 flipped passes and return the uncertainty map and slices to review.
+        click_refine: Re-outline the whole tumour with the click model (`tumor_cascade`); needs
+            FLAIR and T1c. None: with the default model only.
 
     Raises:
         ValueError: Neither FLAIR nor T1c is given, a scan is empty or does not look like a head,
@@ -110,10 +117,12 @@ def segment_tumor(
     flips = TTA_FLIPS if tta else ((),)
     report = progress or (lambda d, t, s: None)
     passes = []
+    span = [1]  # steps of one pass (the last step of all is the click model's)
     for i, axes in enumerate(flips):
         check(cancel)
 
         def step(done: int, total: int, text: str, i: int = i) -> None:
+            span[0] = total
             report(i * total + done, len(flips) * total + 1, f"pass {i + 1}/{len(flips)}: {text}")
 
         flipped = [v.with_data(np.flip(v.data, axes) if axes else v.data) for v in vols]
@@ -128,6 +137,22 @@ def segment_tumor(
     thresholds = prepost.region_thresholds(step.get("threshold", 0.5))
     if "T1c" not in present:
         thresholds = {"WT": float(step.get("wt_threshold_without_t1c", thresholds["WT"]))}
+    kept = _kept_probabilities(mean, "T1c" in present)
+    cascade: dict[str, Any] = {"applied": False, "reason": "not asked"}
+    if click_refine is None:
+        click_refine = model == DEFAULT_MODEL
+    if click_refine and {"FLAIR", "T1c"} <= set(present):
+        from .tumor_cascade import refine_whole_tumour
+
+        check(cancel)
+        report(len(flips) * span[0], len(flips) * span[0] + 1, "whole tumour: click model")
+        labels, kept, cascade = refine_whole_tumour(labels, vols[0], vols[1], kept, thresholds["WT"],
+                                                    device=device, cancel=cancel)
+        if "agreement" in cascade and not cascade["applied"]:
+            notes.append(f"Whole tumour: {cascade['reason']}.")
+            (notify or (lambda s: None))(notes[-1])
+    elif click_refine:
+        cascade["reason"] = "needs FLAIR and T1c"
     prov = {
         **pred.provenance,
         "inputs": {
@@ -142,6 +167,7 @@ def segment_tumor(
             if n in present and v.meta.get("synthetic")  # missing channels copy FLAIR's meta
         ],
         "tta_flips": [list(a) for a in flips],
+        "whole_tumour_click_refine": cascade,
         "task": "tumor_segmentation",
     }
     _check_plausible(labels, ref, notes, notify)
@@ -149,7 +175,7 @@ def segment_tumor(
         labels=ref.with_data(labels, name=f"{ref.name}_tumor", provenance=prov, model_id=loaded.card.id),
         provenance=prov,
         notes=notes,
-        probabilities=_kept_probabilities(mean, "T1c" in present),
+        probabilities=kept,
     )
     if tta:
         spread = np.std(passes, axis=0)[(slice(None) if "T1c" in present else slice(1, 2))]

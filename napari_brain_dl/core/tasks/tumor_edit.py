@@ -63,7 +63,7 @@ CLICK_RADIUS_MM = 2.0
 MAX_HISTORY = 60
 _FULL = np.ones((3, 3, 3), bool)
 
-__all__ = ["TumourEditor", "check_labels", "compose"]
+__all__ = ["TumourEditor", "check_labels", "compose", "logit_to_probability"]
 
 Box = tuple[slice, slice, slice]
 
@@ -373,7 +373,7 @@ class TumourEditor:
         touched = _touching(change, local, 2)
         p = self.prob[(1, *box)]
         t = self.thresholds["WT"]
-        p[touched] = _logit_to_prob(logit[touched], t)
+        p[touched] = logit_to_probability(logit[touched], t)
         ball = _ball(local, new.shape, CLICK_RADIUS_MM, self.spacing)  # a click wins where it is
         p[ball] = 1 if positive else 0
         if not positive:
@@ -683,7 +683,7 @@ def _soft_from_labels(labels: np.ndarray, spacing: Sequence[float]) -> np.ndarra
     return prob
 
 
-def _logit_to_prob(logit: np.ndarray, t: float) -> np.ndarray:
+def logit_to_probability(logit: np.ndarray, t: float) -> np.ndarray:
     """Map the click model's logit to a probability with logit 0 at threshold `t` (monotone)."""
     s = 1 / (1 + np.exp(-np.clip(logit, -30, 30)))
     out = np.where(s > 0.5, t + (1 - t) * (s - 0.5) / 0.5, t * s / 0.5)

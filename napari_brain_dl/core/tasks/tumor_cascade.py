@@ -1,0 +1,116 @@
+"""The whole tumour re-outlined by the click model from one automatic click (issue #20).
+
+The automatic model finds the tumour; one positive click at the innermost voxel of its
+largest whole-tumour component goes to the click model (`ClickSegmenter.logits`), and the
+click model's outline replaces that component's inside the click model's window. Core and
+enhancing labels stay where the new whole tumour keeps them, new whole-tumour voxels are
+oedema (label 2), and other tumour components are left as the automatic model drew them.
+The click model outlines the whole tumour more tightly than the automatic model on expert
+exams it never saw (cross-validation: scripts/cv_click_cascade.py, bench/README.md).
+
+When the two outlines disagree (Dice under `MIN_AGREEMENT` between the click model's outline
+and the component it replaces, e.g. an empty answer), the automatic outline is kept and the
+result says so: on one cross-validation exam the click model found nothing at the seed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..progress import CancelToken, check
+from ..volume import Volume
+
+CLICK_MODEL = "brats-tumor-click"
+MIN_AGREEMENT = 0.5  # Dice between the two outlines below which the automatic one is kept
+
+
+def innermost_of_largest(mask: np.ndarray, spacing: tuple[float, ...]) -> tuple[int, int, int] | None:
+    """Voxel deepest inside (largest distance to its edge, in mm) the largest component of `mask`."""
+    comps, n = ndimage.label(mask)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(mask, comps, index=np.arange(1, n + 1))
+    largest = comps == int(np.argmax(sizes)) + 1
+    dist = ndimage.distance_transform_edt(largest, sampling=spacing)
+    i, j, k = np.unravel_index(int(np.argmax(dist)), mask.shape)
+    return int(i), int(j), int(k)
+
+
+def refine_whole_tumour(
+    labels: np.ndarray,
+    flair: Volume,
+    t1c: Volume,
+    probabilities: np.ndarray | None = None,
+    wt_threshold: float = 0.5,
+    *,
+    model: str = CLICK_MODEL,
+    device: str = "auto",
+    segmenter: Any = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Re-outline the largest tumour component with one click of the click model at its centre.
+
+    Args:
+        labels: Automatic BraTS labels (0-3) on FLAIR's grid.
+        flair, t1c: The exam's FLAIR and T1c on that grid.
+        probabilities: (3, X, Y, Z) TC / WT / ET probabilities behind `labels`, or None. The
+            whole-tumour channel follows the new outline (logit 0 at `wt_threshold`).
+        wt_threshold: The whole-tumour threshold the labels were made with.
+        model: Click model id or card. segmenter: a `ClickSegmenter` of this exam to reuse.
+
+    Returns:
+        (labels, probabilities, info): new arrays (the inputs are not changed) and what was
+        done, for the provenance. Empty labels, or outlines that disagree, come back unchanged
+        with ``applied`` False and the reason.
+    """
+    from .click_segment import ClickSegmenter
+    from .tumor_edit import logit_to_probability
+
+    wt = np.asarray(labels) > 0
+    seed = innermost_of_largest(wt, tuple(float(s) for s in flair.spacing))
+    if seed is None:
+        return labels, probabilities, {"applied": False, "reason": "no tumour to re-outline"}
+    start = time.perf_counter()
+    seg = segmenter or ClickSegmenter(flair, t1c, model=model, device=device)
+    check(cancel)
+    box, logit = seg.logits([seed], [], cancel=cancel)
+    comps, _ = ndimage.label(wt)
+    others = wt & (comps != comps[seed])
+    region = np.zeros(wt.shape, bool)  # where the click model's outline holds: its window, other lesions out
+    region[box] = True
+    region &= ~others
+    new = np.zeros(wt.shape, bool)
+    new[box] = logit > 0
+    click_model = {"model_id": seg.loaded.card.id, "weights_sha256": seg.loaded.sha256}
+    before = region & wt
+    agreement = 2 * float((new & before).sum()) / max(float(new.sum() + before.sum()), 1.0)
+    if agreement < MIN_AGREEMENT:
+        reason = (f"the click model's outline disagrees with the automatic one (Dice {agreement:.2f} < "
+                  f"{MIN_AGREEMENT}): the automatic whole tumour is kept; review it")
+        return labels, probabilities, {"applied": False, "reason": reason, "click_model": click_model,
+                                       "seed_voxel": list(seed), "agreement": round(agreement, 3)}
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    removed = region & wt & ~new
+    added = region & new & ~wt
+    out[removed] = 0
+    out[added] = 2
+    prob = None
+    if probabilities is not None:
+        prob = np.array(probabilities, copy=True)
+        p = prob[(1, *box)]
+        inside = region[box]
+        p[inside] = logit_to_probability(logit, wt_threshold)[inside].astype(p.dtype)
+    info = {
+        "applied": True,
+        "click_model": click_model,
+        "seed_voxel": list(seed),
+        "agreement": round(agreement, 3),
+        "voxels_added": int(added.sum()),
+        "voxels_removed": int(removed.sum()),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return out, prob, info
