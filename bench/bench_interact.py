@@ -99,9 +99,12 @@ def automatic(vols: list[Any], name: str, cache: Path | None,
             np.savez_compressed(path, labels=labels, probabilities=prob)
     if click_model is None:
         return labels, prob
+    from napari_brain_dl.core.models import prepost, resolve_model
+    from napari_brain_dl.core.tasks.tumor import DEFAULT_MODEL
     from napari_brain_dl.core.tasks.tumor_cascade import refine_whole_tumour
 
-    wt_threshold = 0.5  # the shipped FLAIR + T1c model's (brats-tumor-seg.yaml)
+    step = next(s for s in resolve_model(DEFAULT_MODEL).postprocessing if s.get("op") == "brats_regions")
+    wt_threshold = prepost.region_thresholds(step.get("threshold", 0.5))["WT"]
     labels, prob, _ = refine_whole_tumour(labels, vols[0], vols[1], prob, wt_threshold, model=click_model,
                                           device="cpu")
     return labels, prob

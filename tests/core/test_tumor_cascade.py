@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_brain_dl.core.tasks.tumor_cascade import innermost_of_largest, refine_whole_tumour
-from napari_brain_dl.core.tasks.tumor_edit import compose
+from napari_brain_dl.core.tasks.tumor_cascade import largest_component, refine_whole_tumour
+from napari_brain_dl.core.tasks.tumor_edit import compose, innermost_voxel
 from napari_brain_dl.core.volume import Volume
 
 SHAPE = (40, 40, 30)
@@ -46,7 +46,7 @@ def test_the_largest_component_takes_the_click_models_outline() -> None:
     model = FakeClickModel()
     out, new_prob, info = refine_whole_tumour(labels, flair, flair, prob, 0.5, segmenter=model)
     assert np.array_equal(labels, before)  # inputs untouched
-    seed = innermost_of_largest(labels > 0, (1.0, 1.0, 2.0))
+    seed = innermost_voxel(largest_component(labels > 0), (1.0, 1.0, 2.0))
     assert model.calls == [([seed], [])] and info["seed_voxel"] == list(seed) and big[seed]
     window = np.zeros(SHAPE, bool)
     window[2:30, 2:30, :] = True

@@ -66,8 +66,6 @@ def voxel_to_display(layer: napari.layers.Layer, voxel: Any) -> np.ndarray:
     return out
 
 
-
-
 class ClickMarkers:
     """The "tumor clicks" Points layer of a viewer: one marker per click, on a reference layer's grid."""
 

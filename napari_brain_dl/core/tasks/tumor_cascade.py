@@ -28,16 +28,13 @@ CLICK_MODEL = "brats-tumor-click"
 MIN_AGREEMENT = 0.5  # Dice between the two outlines below which the automatic one is kept
 
 
-def innermost_of_largest(mask: np.ndarray, spacing: tuple[float, ...]) -> tuple[int, int, int] | None:
-    """Voxel deepest inside (largest distance to its edge, in mm) the largest component of `mask`."""
+def largest_component(mask: np.ndarray) -> np.ndarray | None:
+    """The largest face-connected component of `mask`; None when `mask` is empty."""
     comps, n = ndimage.label(mask)
     if n == 0:
         return None
     sizes = ndimage.sum_labels(mask, comps, index=np.arange(1, n + 1))
-    largest = comps == int(np.argmax(sizes)) + 1
-    dist = ndimage.distance_transform_edt(largest, sampling=spacing)
-    i, j, k = np.unravel_index(int(np.argmax(dist)), mask.shape)
-    return int(i), int(j), int(k)
+    return comps == int(np.argmax(sizes)) + 1
 
 
 def refine_whole_tumour(
@@ -68,18 +65,18 @@ def refine_whole_tumour(
         with ``applied`` False and the reason.
     """
     from .click_segment import ClickSegmenter
-    from .tumor_edit import logit_to_probability
+    from .tumor_edit import innermost_voxel, logit_to_probability
 
     wt = np.asarray(labels) > 0
-    seed = innermost_of_largest(wt, tuple(float(s) for s in flair.spacing))
-    if seed is None:
+    largest = largest_component(wt)
+    if largest is None:
         return labels, probabilities, {"applied": False, "reason": "no tumour to re-outline"}
+    seed = innermost_voxel(largest, tuple(float(s) for s in flair.spacing))
     start = time.perf_counter()
     seg = segmenter or ClickSegmenter(flair, t1c, model=model, device=device)
     check(cancel)
     box, logit = seg.logits([seed], [], cancel=cancel)
-    comps, _ = ndimage.label(wt)
-    others = wt & (comps != comps[seed])
+    others = wt & ~largest
     region = np.zeros(wt.shape, bool)  # where the click model's outline holds: its window, other lesions out
     region[box] = True
     region &= ~others

@@ -63,7 +63,7 @@ CLICK_RADIUS_MM = 2.0
 MAX_HISTORY = 60
 _FULL = np.ones((3, 3, 3), bool)
 
-__all__ = ["TumourEditor", "check_labels", "compose", "logit_to_probability"]
+__all__ = ["TumourEditor", "check_labels", "compose", "innermost_voxel", "logit_to_probability"]
 
 Box = tuple[slice, slice, slice]
 
@@ -362,7 +362,7 @@ class TumourEditor:
         if not fg:
             if not wt.any():
                 raise ValueError("Start with a positive click inside the tumour (there is no tumour yet).")
-            fg = [_innermost(wt, self.spacing)]
+            fg = [innermost_voxel(wt, self.spacing)]
         box, logit = self.segmenter().logits(fg, bg, mask=wt, cancel=cancel)
         step = self._begin(f"click {'+' if positive else '-'}", box)
         current = wt[box]
@@ -421,7 +421,7 @@ class TumourEditor:
         if not fg:
             if not wt.any():
                 return change
-            fg = [_innermost(wt, self.spacing)]
+            fg = [innermost_voxel(wt, self.spacing)]
         mbox, logit = self.segmenter().logits(fg, bg, mask=wt, cancel=cancel)
         agree = np.zeros(change.shape, bool)
         inter = tuple(
@@ -732,7 +732,8 @@ def _ball(centre: np.ndarray, shape: Sequence[int], radius_mm: float, spacing: S
     return np.asarray(d2 <= radius_mm**2)
 
 
-def _innermost(mask: np.ndarray, spacing: Sequence[float]) -> tuple[int, int, int]:
+def innermost_voxel(mask: np.ndarray, spacing: Sequence[float]) -> tuple[int, int, int]:
+    """Voxel of `mask` farthest (in mm) from its edge."""
     box = _bbox(mask, 1, mask.shape)
     assert box is not None
     edt = ndimage.distance_transform_edt(mask[box], sampling=spacing)
