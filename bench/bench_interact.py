@@ -138,12 +138,12 @@ def next_action(
     Error components holding a voxel in `avoid` (where an undone interaction was) are skipped.
     Clicks exist for the whole tumour only: core and enhancing tumour always get a lasso.
     """
-    from napari_brain_dl.core.tasks.tumor_edit import _bbox, _innermost
+    from napari_brain_dl.core.tasks.tumor_edit import _bbox, innermost_voxel
 
     if region != "WT" or (tool == "lasso" and pred.any()):  # the user traces the expert outline
         return lasso_action(pred, ref, region, avoid)
     if not pred.any():
-        return {"kind": "click", "voxel": _innermost(ref, spacing), "positive": True, "region": region}
+        return {"kind": "click", "voxel": innermost_voxel(ref, spacing), "positive": True, "region": region}
     best = None
     for err, positive in ((ref & ~pred, True), (pred & ~ref, False)):
         if avoid:
@@ -161,7 +161,8 @@ def next_action(
     c = comp[box]
     thickness = float(np.percentile(ndimage.distance_transform_edt(c, sampling=spacing)[c], 90))
     if thickness > SHELL_MM and region == "WT":
-        return {"kind": "click", "voxel": _innermost(comp, spacing), "positive": positive, "region": region}
+        voxel = innermost_voxel(comp, spacing)
+        return {"kind": "click", "voxel": voxel, "positive": positive, "region": region}
     # a stroke across the error on its fullest axial slice, from the outline to its typical depth
     k = int(np.argmax(c.sum(axis=(0, 1))))
     inside = pred[box] if not positive else ~pred[box]
@@ -312,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         "--click-model", default="brats-tumor-click",
         help="click model: card id or card file (e.g. a copy of the card beside candidate weights)",
     )
+    ap.add_argument(
+        "--fold", nargs="+", action="append", metavar="CARD EXAM",
+        help="a click-model card and the exams it never saw (repeatable; default: --click-model with "
+        + " and ".join(CASES) + ")",
+    )
     args = ap.parse_args(argv)
     if args.replot:
         plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
@@ -322,15 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     from napari_brain_dl.core.tasks.click_segment import ClickSegmenter
 
     report: dict[str, Any] = {"cases": {}, "threads": args.threads, "os_cpus": os.cpu_count()}
-    if args.click_model != "brats-tumor-click":
-        report["click_model"] = args.click_model
+    folds = args.fold or [[args.click_model, *CASES]]
+    report["click_model"] = {name: card for card, *names in folds for name in names}
     timings: dict[str, list[float]] = {}
-    for name in CASES:
+    for name, click_model in report["click_model"].items():
         vols, ref = load_case(Path(args.data), name)
-        labels, prob = automatic(vols, name, Path(args.cache) if args.cache else None, args.click_model)
-        seg = ClickSegmenter(
-            vols[0], vols[1], model=args.click_model, device="cpu", threads=args.threads or None
-        )
+        labels, prob = automatic(vols, name, Path(args.cache) if args.cache else None, click_model)
+        seg = ClickSegmenter(vols[0], vols[1], model=click_model, device="cpu", threads=args.threads or None)
         report["cases"][name] = {}
         protocols = (
             ("automatic", ("WT",), "strokes"),
@@ -370,11 +374,26 @@ def main(argv: list[str] | None = None) -> int:
             f"seconds per {k:9s}: median {v['median']:.3f}  p95 {v['p95']:.3f}  "
             f"max {v['max']:.3f}  (n={v['n']})"
         )
+    summary(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.plot:
         plot(report, Path(args.plot))
     return 0
+
+
+def summary(report: dict[str, Any]) -> None:
+    """Whole-tumour Dice after 0 / 3 / 6 / 10 interactions per exam and user, and their means."""
+    table: dict[str, list[list[float]]] = {}
+    for name, starts in report["cases"].items():
+        for key, rows in starts.items():
+            wt = [rows[min(k, len(rows) - 1)]["WT"] for k in (0, 3, 6, 10)]
+            table.setdefault(key, []).append(wt)
+            print(f"{name:22s} {key:34s} WT after 0/3/6/10: " + " / ".join(f"{v:.3f}" for v in wt))
+    for key, rows in table.items():
+        mean = np.mean(rows, axis=0)
+        print(f"{'mean of ' + str(len(rows)):22s} {key:34s} WT after 0/3/6/10: "
+              + " / ".join(f"{v:.3f}" for v in mean))
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -386,33 +405,36 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    colours = {"brats_2013_pat0006_1": "tab:blue", "brats18_tcia05_396_1": "tab:red"}
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
+    cycle = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+    colours = {name: cycle[i % len(cycle)] for i, name in enumerate(report["cases"])}
+    styles = {  # (line, marker) per start and user
+        "from automatic, clicks+scribbles": ("-", "s"),
+        "from nothing, clicks+scribbles": ("--", "s"),
+        "from automatic, lassos": ("-", "o"),
+        "from nothing, lassos": ("--", "o"),
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.8))
     for ax, region in zip(axes, ("WT", "TC", "ET"), strict=True):
         for name, starts in report["cases"].items():
-            short = "pat0006" if name.startswith("brats_2013") else "tcia05_396"
             for start, rows in starts.items():
                 if region != "WT" and "nothing" in start:
                     continue
-                ax.plot(
-                    range(len(rows)),
-                    [r[region] for r in rows],
-                    color=colours.get(name, "k"),
-                    ms=4,
-                    ls="--" if "nothing" in start else "-",
-                    marker="o" if "lasso" in start else "s",
-                    alpha=0.85,
-                    label=f"{short} {start}",
-                )
+                ls, marker = styles[start]
+                ax.plot(range(len(rows)), [r[region] for r in rows], color=colours[name], ms=4, ls=ls,
+                        marker=marker, alpha=0.8)
         ax.set_title({"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}[region])
         ax.set_xlabel("interactions")
-        ax.set_ylim(0.55 if region != "WT" else 0.8, 0.96)
+        ax.set_ylim(0.5, 0.97)
         ax.grid(alpha=0.3)
     axes[0].axhline(0.90, color="grey", lw=0.8)
     axes[0].axhline(0.93, color="grey", lw=0.8)
     axes[0].set_ylabel("Dice vs expert")
-    axes[0].legend(fontsize=7, loc="lower right")
+    short = {n: n.replace("brats_2013_", "").replace("brats18_", "").removesuffix("_1") for n in colours}
+    handles = [Line2D([], [], color=c, lw=2, label=short[n]) for n, c in colours.items()]
+    handles += [Line2D([], [], color="k", ls=ls, marker=m, ms=4, label=k) for k, (ls, m) in styles.items()]
+    axes[0].legend(handles=handles, fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

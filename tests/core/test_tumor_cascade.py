@@ -6,9 +6,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
+from napari_brain_dl.core.tasks.click_segment import NO_ANSWER
 from napari_brain_dl.core.tasks.tumor_cascade import largest_component, refine_whole_tumour
-from napari_brain_dl.core.tasks.tumor_edit import compose, innermost_voxel
+from napari_brain_dl.core.tasks.tumor_edit import TumourEditor, compose, innermost_voxel
 from napari_brain_dl.core.volume import Volume
 
 SHAPE = (40, 40, 30)
@@ -83,3 +85,32 @@ def test_an_outline_that_disagrees_keeps_the_automatic_one() -> None:
     out, new_prob, info = refine_whole_tumour(labels, flair, flair, prob, segmenter=SilentClickModel())
     assert out is labels and new_prob is prob and not info["applied"]
     assert info["agreement"] == 0 and "automatic whole tumour is kept" in info["reason"]
+
+
+class WindowedClickModel(FakeClickModel):
+    """Like the real model: an answer near the clicked tumour only, `NO_ANSWER` elsewhere in its box."""
+
+    def logits(self, fg: list, bg: list = (), mask: Any = None, cancel: Any = None) -> tuple:
+        box, _ = super().logits(fg, bg, mask, cancel)
+        g = np.ogrid[tuple(slice(0, s) for s in SHAPE)]
+        dist = np.sqrt(sum((a - c) ** 2.0 for a, c in zip(g, fg[0], strict=True)))
+        logit = np.where(dist <= 11, 8.0 - dist, NO_ANSWER)  # > 0 within 8 voxels, its own answer to 11
+        return box, logit[box].astype(np.float32)
+
+
+def test_boundary_steps_after_the_cascade_move_the_outline_by_about_one_layer() -> None:
+    flair = Volume(np.ones(SHAPE, np.float32), np.eye(4), "flair", {})
+    labels = np.where(_ball(10, (15, 15, 15)), 2, 0).astype(np.uint8)  # wider than the click model's 8
+    g = np.ogrid[tuple(slice(0, s) for s in SHAPE)]
+    dist = np.sqrt(sum((a - 15.0) ** 2 for a in g))
+    prob = np.stack([dist * 0, np.clip(1 - dist / 20, 0, 1), dist * 0]).astype(np.float16)
+    out, new_prob, info = refine_whole_tumour(labels, flair, flair, prob, 0.5, segmenter=WindowedClickModel())
+    assert info["applied"] and np.array_equal(out > 0, dist < 8)
+    for steps in (+1, -1):
+        editor = TumourEditor(flair, flair, labels=out, probabilities=new_prob)
+        before = editor.labels > 0
+        layer = int((ndimage.binary_dilation(before) ^ before).sum() if steps > 0
+                    else (before ^ ndimage.binary_erosion(before)).sum())
+        editor.boundary("WT", steps)
+        moved = int(((editor.labels > 0) ^ before).sum())
+        assert 0.5 * layer <= moved <= 2 * layer, (steps, moved, layer)  # never the whole window

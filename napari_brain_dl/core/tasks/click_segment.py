@@ -68,6 +68,11 @@ from ... import __version__
 from ..image_metrics import dice
 from ..progress import CancelToken, check
 from ..volume import Volume, reorient, restore_orientation
+from .tumor_edit import innermost_voxel
+
+#: The logit where the click model has no answer of its own: beyond the clicked tumour's box,
+#: and on tumour parts that no positive click touches.
+NO_ANSWER = np.float32(-1e-3)
 
 #: Region settings; a card's ``inference`` section overrides them.
 DEFAULTS: dict[str, float] = {
@@ -296,7 +301,7 @@ def next_click(
     if not pred.any():
         if not ref.any():
             return None
-        return _innermost(ref, spacing), True
+        return innermost_voxel(ref, spacing), True
     best: tuple[int, np.ndarray, bool] | None = None
     for err, positive in ((ref & ~pred, True), (pred & ~ref, False)):
         if not err.any():
@@ -309,16 +314,7 @@ def next_click(
             best = (int(sizes[k]), labels == k, positive)
     if best is None:
         return None
-    return _innermost(best[1], spacing), best[2]
-
-
-def _innermost(mask: np.ndarray, spacing: Sequence[float] | None) -> tuple[int, int, int]:
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(0), idx.max(0) + 1
-    sub = np.pad(mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1)
-    edt = ndimage.distance_transform_edt(sub, sampling=spacing)
-    at = np.array(np.unravel_index(int(edt.argmax()), edt.shape)) - 1 + lo
-    return tuple(int(v) for v in at)  # type: ignore[return-value]
+    return innermost_voxel(best[1], spacing), best[2]
 
 
 def simulate_clicks(segmenter: ClickSegmenter, ref: np.ndarray, clicks: int = 5) -> list[dict[str, Any]]:
@@ -511,7 +507,7 @@ class ClickSegmenter:
         """One network pass (card orientation): the region, its grid box and the logit on that box.
 
         Only the connected parts of ``logit > 0`` holding a positive click stay positive;
-        elsewhere the logit is at most -1e-3 (and -1e-3 beyond the tumour's window box).
+        elsewhere the logit is at most `NO_ANSWER` (and `NO_ANSWER` beyond the tumour's window box).
         """
         region = plan_region(self.spacing, np.concatenate([fg_m, bg_m]), mask_box, self.settings, previous)
         window = np.concatenate(
@@ -531,10 +527,10 @@ class ClickSegmenter:
         # connected parts holding a positive click, found on the window (fewer voxels)
         keep = keep_clicked(logit > 0, np.rint(region.to_window(fg_m)).astype(int))
         box = region.grid_box(self.shape)
-        out = np.full(tuple(b.stop - b.start for b in box), -1e-3, np.float32)
+        out = np.full(tuple(b.stop - b.start for b in box), NO_ANSWER, np.float32)
         if keep.any():
             idx = np.argwhere(keep)
-            logit = np.where(keep, logit, np.minimum(logit, -1e-3))
+            logit = np.where(keep, logit, np.minimum(logit, NO_ANSWER))
             lo = np.maximum(idx.min(0) - 1, 0)  # one window voxel of margin, never beyond the window
             hi = np.minimum(idx.max(0) + 1, np.asarray(region.shape) - 1)
             sub = _within(region.grid_box(self.shape, lo, hi), box)  # only where the tumour is

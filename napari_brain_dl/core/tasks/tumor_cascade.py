@@ -55,7 +55,8 @@ def refine_whole_tumour(
         labels: Automatic BraTS labels (0-3) on FLAIR's grid.
         flair, t1c: The exam's FLAIR and T1c on that grid.
         probabilities: (3, X, Y, Z) TC / WT / ET probabilities behind `labels`, or None. The
-            whole-tumour channel follows the new outline (logit 0 at `wt_threshold`).
+            whole-tumour channel takes the click model's answer (logit 0 at `wt_threshold`) where
+            it gave one, so tighter / looser steps move the new outline by about a voxel layer.
         wt_threshold: The whole-tumour threshold the labels were made with.
         model: Click model id or card. segmenter: a `ClickSegmenter` of this exam to reuse.
 
@@ -64,7 +65,7 @@ def refine_whole_tumour(
         done, for the provenance. Empty labels, or outlines that disagree, come back unchanged
         with ``applied`` False and the reason.
     """
-    from .click_segment import ClickSegmenter
+    from .click_segment import NO_ANSWER, ClickSegmenter
     from .tumor_edit import innermost_voxel, logit_to_probability
 
     wt = np.asarray(labels) > 0
@@ -99,8 +100,12 @@ def refine_whole_tumour(
     if probabilities is not None:
         prob = np.array(probabilities, copy=True)
         p = prob[(1, *box)]
-        inside = region[box]
-        p[inside] = logit_to_probability(logit, wt_threshold)[inside].astype(p.dtype)
+        answered = region[box] & (logit != NO_ANSWER)
+        p[answered] = logit_to_probability(logit[answered], wt_threshold).astype(p.dtype)
+        # Removed voxels where the click model gave no answer keep their order, just under the threshold.
+        # (Its no-answer logit maps to one value just under it: a looser step would take all of them.)
+        dropped = removed[box] & ~answered
+        p[dropped] = (p[dropped].astype(np.float32) * (0.99 * wt_threshold)).astype(p.dtype)
     info = {
         "applied": True,
         "click_model": click_model,

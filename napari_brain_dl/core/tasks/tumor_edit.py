@@ -732,10 +732,11 @@ def _ball(centre: np.ndarray, shape: Sequence[int], radius_mm: float, spacing: S
     return np.asarray(d2 <= radius_mm**2)
 
 
-def innermost_voxel(mask: np.ndarray, spacing: Sequence[float]) -> tuple[int, int, int]:
-    """Voxel of `mask` farthest (in mm) from its edge."""
-    box = _bbox(mask, 1, mask.shape)
-    assert box is not None
-    edt = ndimage.distance_transform_edt(mask[box], sampling=spacing)
-    at = np.unravel_index(int(edt.argmax()), edt.shape)
-    return tuple(int(a + b.start) for a, b in zip(at, box, strict=True))  # type: ignore[return-value]
+def innermost_voxel(mask: np.ndarray, spacing: Sequence[float] | None) -> tuple[int, int, int]:
+    """Voxel of `mask` farthest (in mm) from its edge; the scan's border counts as an edge."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(0), idx.max(0) + 1
+    sub = np.pad(mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1)
+    edt = ndimage.distance_transform_edt(sub, sampling=spacing)
+    at = np.array(np.unravel_index(int(edt.argmax()), edt.shape)) - 1 + lo
+    return tuple(int(v) for v in at)  # type: ignore[return-value]
