@@ -397,9 +397,10 @@ def summary(report: dict[str, Any]) -> None:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Dice against interactions: one panel per region, a line per case, start and user.
+    """Dice against interactions: whole tumour from the automatic result and from nothing, then
+    core and enhancing tumour (from the automatic result only: from nothing there are none).
 
-    Core and enhancing tumour are drawn from the automatic result only (from nothing there are none).
+    A colour per exam, a line style per simulated user.
     """
     import matplotlib
 
@@ -409,35 +410,37 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     cycle = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
     colours = {name: cycle[i % len(cycle)] for i, name in enumerate(report["cases"])}
-    styles = {  # (line, marker) per start and user
-        "from automatic, clicks+scribbles": ("-", "s"),
-        "from nothing, clicks+scribbles": ("--", "s"),
-        "from automatic, lassos": ("-", "o"),
-        "from nothing, lassos": ("--", "o"),
-    }
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.8))
-    for ax, region in zip(axes, ("WT", "TC", "ET"), strict=True):
-        for name, starts in report["cases"].items():
-            for start, rows in starts.items():
-                if region != "WT" and "nothing" in start:
+    users = {"clicks+scribbles": ("-", "s"), "lassos": (":", "o")}
+    panels = (  # (region, start, title, y range)
+        ("WT", "automatic", "whole tumour, from the automatic result", (0.85, 0.96)),
+        ("WT", "nothing", "whole tumour, from nothing", (0.0, 1.0)),
+        ("TC", "automatic", "tumour core, from the automatic result", (0.55, 0.95)),
+        ("ET", "automatic", "enhancing tumour, from the automatic result", (0.55, 0.95)),
+    )
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
+    for ax, (region, start, title, ylim) in zip(axes, panels, strict=True):
+        for name, protocols in report["cases"].items():
+            for key, rows in protocols.items():
+                if f"from {start}," not in key:
                     continue
-                ls, marker = styles[start]
-                ax.plot(range(len(rows)), [r[region] for r in rows], color=colours[name], ms=4, ls=ls,
-                        marker=marker, alpha=0.8)
-        ax.set_title({"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}[region])
+                ls, marker = users[key.split(", ")[1]]
+                ax.plot(range(len(rows)), [r[region] for r in rows], color=colours[name], ms=3.5, ls=ls,
+                        marker=marker, alpha=0.85)
+        if region == "WT":
+            for target in (0.90, 0.93):
+                ax.axhline(target, color="grey", lw=0.8)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("interactions")
-        ax.set_ylim(0.5, 0.97)
+        ax.set_ylim(*ylim)
         ax.grid(alpha=0.3)
-    axes[0].axhline(0.90, color="grey", lw=0.8)
-    axes[0].axhline(0.93, color="grey", lw=0.8)
     axes[0].set_ylabel("Dice vs expert")
     short = {n: n.replace("brats_2013_", "").replace("brats18_", "").removesuffix("_1") for n in colours}
     handles = [Line2D([], [], color=c, lw=2, label=short[n]) for n, c in colours.items()]
-    handles += [Line2D([], [], color="k", ls=ls, marker=m, ms=4, label=k) for k, (ls, m) in styles.items()]
-    axes[0].legend(handles=handles, fontsize=7, loc="lower right")
+    handles += [Line2D([], [], color="k", ls=ls, marker=m, ms=4, label=u) for u, (ls, m) in users.items()]
+    axes[1].legend(handles=handles, fontsize=8, loc="lower right", handlelength=3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

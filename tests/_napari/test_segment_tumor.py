@@ -275,6 +275,17 @@ def test_clicks_and_paint_share_one_history_with_their_points(exam: tuple[Any, S
     np.testing.assert_array_equal(layer.data, painted)
 
 
+def test_a_click_the_model_overrules_is_explained(exam: tuple[Any, SegmentTumorWidget]) -> None:
+    """A positive click where the model answers no (here: inside a negative click's cube) changes
+    only the click's own ball, and the status says why and what to do instead."""
+    viewer, edits, _ = _click_widget(exam)
+    inside, outside = np.array([77.0, 100.0, 140.0]), np.array([77.0, 100.0, 145.0])
+    assert edits.click(inside, positive=True) and "sees no tumour" not in edits.status.value
+    assert edits.click(outside, positive=False)
+    assert edits.click(outside, positive=True)
+    assert "The click model sees no tumour here" in edits.status.value and "lasso" in edits.status.value
+
+
 def test_click_tool_off_and_on_keeps_the_clicks_in_a_plugin_dock(viewer: Any, brats: dict[str, Volume],
                                                                  tmp_path: Path) -> None:
     """Opened from the Plugins menu the widget sees proxied layers; switching tools must not forget clicks."""

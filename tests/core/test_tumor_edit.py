@@ -243,3 +243,23 @@ def test_check_labels_accepts_brats_values_only(values: list[float], dtype: type
         return
     out = check_labels(data, reference)
     assert out.dtype == np.uint8 and sorted(np.unique(out).tolist()) == expect
+
+
+class _AnswersNo:
+    """A click model that sees tumour only in a ball away from the clicks (logit > 0 there)."""
+
+    def logits(self, fg: Any, bg: Any = (), mask: Any = None, cancel: Any = None) -> tuple:
+        box = tuple(slice(0, s) for s in SHAPE)
+        return box, np.where(_ball(4, (10, 10, 10)), 3.0, -3.0).astype(np.float32)
+
+
+def test_a_click_the_model_overrules_changes_only_its_ball_and_says_so() -> None:
+    flair, _, _ = _exam()
+    ed = TumourEditor(flair, flair, segmenter=_AnswersNo())
+    entry = ed.click((24, 24, 20), positive=True)
+    assert 0 < (ed.labels > 0).sum() <= (_ball(2) > 0).sum()  # the click's own 2 mm ball
+    assert "sees no tumour here" in entry["note"] and ed.log[-1] is entry
+    entry = ed.click((10, 10, 10), positive=True)  # where the model agrees: no note
+    assert "note" not in entry and (ed.labels > 0)[_ball(4, (10, 10, 10))].all()
+    entry = ed.click((10, 10, 10), positive=False)
+    assert "still sees tumour here" in entry["note"]

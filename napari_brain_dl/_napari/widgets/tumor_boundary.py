@@ -364,6 +364,7 @@ class TumourEditPanel(Container):
                 text = said
             elif "changed" in entry:
                 text = f"{what}: {entry.get('changed', 'outline moved')} voxels changed."
+                text += f" {entry['note']}" if "note" in entry else ""
             else:
                 text = f"{what} done."
             self._show(text, edited, data, measurements)

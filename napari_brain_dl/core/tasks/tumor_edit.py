@@ -61,6 +61,16 @@ SLICE_REACH_MM = 6.0  # how far a box / lasso adapts neighbouring slices (chosen
 SLICE_SLOPE = 1.0  # a neighbouring slice may leave the outline by this many mm per mm of slice distance
 CLICK_RADIUS_MM = 2.0
 MAX_HISTORY = 60
+
+#: What a user is told when the click model answers the opposite of a click (only the click's own
+#: ball changes), by the click's sign.
+CLICK_OVERRULED = {
+    True: "The click model sees no tumour here, so only a small ball around the click was added: click "
+    "on the tumour's bright part, or outline this part with a lasso or box.",
+    False: "The click model still sees tumour here, so only a small ball around the click was removed: "
+    "scribble across the part to remove, or use Tighter.",
+}
+
 _FULL = np.ones((3, 3, 3), bool)
 
 __all__ = ["TumourEditor", "check_labels", "compose", "innermost_voxel", "logit_to_probability"]
@@ -380,7 +390,11 @@ class TumourEditor:
             self.prob[(0, *box)][touched | ball] = 0
             self.prob[(2, *box)][touched | ball] = 0
         self.clicks = clicks
-        return self._commit(step, voxel=list(at), positive=bool(positive), changed=int(touched.sum()))
+        info: dict[str, Any] = {"voxel": list(at), "positive": bool(positive), "changed": int(touched.sum())}
+        inside = all(0 <= c < n for c, n in zip(local, new.shape, strict=True))
+        if inside and bool(new[tuple(local)]) != bool(positive):
+            info["note"] = CLICK_OVERRULED[bool(positive)]
+        return self._commit(step, **info)
 
     # ------------------------------------------------------------------------- strokes
     def scribble(
