@@ -276,9 +276,9 @@ def test_clicks_and_paint_share_one_history_with_their_points(exam: tuple[Any, S
 
 
 def test_a_click_the_model_overrules_is_explained(exam: tuple[Any, SegmentTumorWidget]) -> None:
-    """A positive click where the model answers no (here: inside a negative click's cube) changes
-    only the click's own ball, and the status says why and what to do instead."""
-    viewer, edits, _ = _click_widget(exam)
+    """A positive click where the model answers no (here: inside a negative click's cube): the status
+    says why and what to do instead."""
+    _, edits, _ = _click_widget(exam)
     inside, outside = np.array([77.0, 100.0, 140.0]), np.array([77.0, 100.0, 145.0])
     assert edits.click(inside, positive=True) and "sees no tumour" not in edits.status.value
     assert edits.click(outside, positive=False)

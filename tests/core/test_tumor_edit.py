@@ -253,13 +253,25 @@ class _AnswersNo:
         return box, np.where(_ball(4, (10, 10, 10)), 3.0, -3.0).astype(np.float32)
 
 
-def test_a_click_the_model_overrules_changes_only_its_ball_and_says_so() -> None:
-    flair, _, _ = _exam()
+def test_a_click_the_model_overrules_edits_what_looks_like_the_click_and_says_so() -> None:
+    """A dark cavity the model does not see: a positive click in it adds the cavity (the voxels
+    connected to the click that look like it), nothing else; a negative click where the model
+    still sees tumour removes the look-alike voxels around it."""
+    rng = np.random.default_rng(1)
+    data = np.zeros(SHAPE, np.float32)  # the background outside the head
+    data[2:-2, 2:-2, 2:-2] = rng.normal(100, 0.5, (SHAPE[0] - 4, SHAPE[1] - 4, SHAPE[2] - 4))
+    cavity = np.zeros(SHAPE, bool)
+    cavity[20:29, 20:29, 16:25] = True
+    data[cavity] = 40
+    flair = Volume(data, np.eye(4), "flair", {})
     ed = TumourEditor(flair, flair, segmenter=_AnswersNo())
     entry = ed.click((24, 24, 20), positive=True)
-    assert 0 < (ed.labels > 0).sum() <= (_ball(2) > 0).sum()  # the click's own 2 mm ball
-    assert "sees no tumour here" in entry["note"] and ed.log[-1] is entry
-    entry = ed.click((10, 10, 10), positive=True)  # where the model agrees: no note
+    assert np.array_equal(ed.labels > 0, cavity) and set(np.unique(ed.labels[cavity])) == {2}
+    assert "sees no tumour here" in entry["note"] and entry["changed"] == cavity.sum()
+    entry = ed.click((10, 10, 10), positive=True)  # where the model agrees: its outline, no note
     assert "note" not in entry and (ed.labels > 0)[_ball(4, (10, 10, 10))].all()
     entry = ed.click((10, 10, 10), positive=False)
     assert "still sees tumour here" in entry["note"]
+    assert not (ed.labels > 0)[_ball(4, (10, 10, 10))].any() and np.array_equal(ed.labels > 0, cavity)
+    ed.undo()
+    assert (ed.labels > 0)[_ball(4, (10, 10, 10))].all()

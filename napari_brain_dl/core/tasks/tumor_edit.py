@@ -14,7 +14,9 @@ and one threshold per region. The labels are always ``compose(probabilities, thr
   a negative click removes the connected part of (current - model tumour) it touches. The
   click logit is stored as WT probability there (mapped so that logit 0 = the threshold),
   so later boundary steps move those outlines too. Without any positive click the
-  innermost voxel of the current tumour stands in for one (not stored).
+  innermost voxel of the current tumour stands in for one (not stored). When the model
+  answers the opposite of the click there, the voxels around it that look like the click's
+  (`WAND_MM`, `WAND_Z`) are edited instead, and the result says so.
 - **Scribbles** (brush strokes): a negative stroke removes the region's outer band as deep
   as the stroke reaches into it, connected to the stroke, within ``reach_mm`` of it (a
   stroke across a spurious shell removes that shell); a positive stroke from the outline adds
@@ -62,13 +64,17 @@ SLICE_SLOPE = 1.0  # a neighbouring slice may leave the outline by this many mm 
 CLICK_RADIUS_MM = 2.0
 MAX_HISTORY = 60
 
-#: What a user is told when the click model answers the opposite of a click (only the click's own
-#: ball changes), by the click's sign.
+#: A click the click model overrules (it answers the opposite at the click) edits the voxels around it
+#: that look like the click's own: face-connected to it, within WAND_MM, z-scored FLAIR and T1c
+#: within WAND_Z of the click's. Set a priori; bench/README.md gives the bench with other values.
+WAND_MM = 15.0
+WAND_Z = 0.5
+#: What the user is told then, by the click's sign.
 CLICK_OVERRULED = {
-    True: "The click model sees no tumour here, so only a small ball around the click was added: click "
-    "on the tumour's bright part, or outline this part with a lasso or box.",
-    False: "The click model still sees tumour here, so only a small ball around the click was removed: "
-    "scribble across the part to remove, or use Tighter.",
+    True: f"The click model sees no tumour here, so the voxels that look like the click's within {WAND_MM:g} "
+    "mm were added: Undo if that is too much, or outline this part with a lasso or box.",
+    False: "The click model still sees tumour here, so the voxels that look like the click's within "
+    f"{WAND_MM:g} mm were removed: Undo if that is too much, or scribble across the part to remove.",
 }
 
 _FULL = np.ones((3, 3, 3), bool)
@@ -203,6 +209,7 @@ class TumourEditor:
         self._recompose()
         self.source = "labels" if init is not None else "nothing"
         self.use_model_for_strokes = True  # whole-tumour strokes also ask the click model (needs T1c)
+        self._z: np.ndarray | None = None  # z-scored FLAIR (and T1c) for overruled clicks
 
     # ------------------------------------------------------------------------- state
     def volume(self) -> Volume:
@@ -385,16 +392,42 @@ class TumourEditor:
         t = self.thresholds["WT"]
         p[touched] = logit_to_probability(logit[touched], t)
         ball = _ball(local, new.shape, CLICK_RADIUS_MM, self.spacing)  # a click wins where it is
+        inside = all(0 <= c < n for c, n in zip(local, new.shape, strict=True))
+        overruled = inside and bool(new[tuple(local)]) != bool(positive)
+        if overruled:  # the user knows better here: the voxels that look like the click's
+            ball |= self._similar_around(at, box, ~current if positive else current)
         p[ball] = 1 if positive else 0
         if not positive:
             self.prob[(0, *box)][touched | ball] = 0
             self.prob[(2, *box)][touched | ball] = 0
         self.clicks = clicks
-        info: dict[str, Any] = {"voxel": list(at), "positive": bool(positive), "changed": int(touched.sum())}
-        inside = all(0 <= c < n for c, n in zip(local, new.shape, strict=True))
-        if inside and bool(new[tuple(local)]) != bool(positive):
+        changed = int((touched | ball).sum())
+        info: dict[str, Any] = {"voxel": list(at), "positive": bool(positive), "changed": changed}
+        if overruled:
             info["note"] = CLICK_OVERRULED[bool(positive)]
         return self._commit(step, **info)
+
+    def _similar_around(self, at: tuple[int, int, int], box: Box, allowed: np.ndarray) -> np.ndarray:
+        """Voxels of `box` (`allowed` there) face-connected to `at` within WAND_MM whose z-scored FLAIR and
+        T1c lie within WAND_Z of the click's own (median of its 3x3x3 neighbourhood)."""
+        z = self._zscores()[(slice(None), *box)]
+        local = np.asarray(at) - [b.start for b in box]
+        near = tuple(slice(max(0, c - 1), c + 2) for c in local)
+        ref = np.median(z[(slice(None), *near)].reshape(z.shape[0], -1), axis=1)
+        similar = np.all(np.abs(z - ref[:, None, None, None]) <= WAND_Z, axis=0)
+        similar &= allowed & _ball(local, allowed.shape, WAND_MM, self.spacing)
+        similar[tuple(local)] = True
+        lab, _ = ndimage.label(similar)
+        return lab == lab[tuple(local)]
+
+    def _zscores(self) -> np.ndarray:
+        """Z-scored FLAIR (and T1c), made on first use."""
+        if self._z is None:
+            from ..models.prepost import zscore_foreground
+
+            vols = [self.flair] + ([self.t1c] if self.t1c is not None else [])
+            self._z = np.stack([zscore_foreground(np.asarray(v.data)) for v in vols]).astype(np.float16)
+        return self._z
 
     # ------------------------------------------------------------------------- strokes
     def scribble(
