@@ -68,7 +68,7 @@ from ... import __version__
 from ..image_metrics import dice
 from ..progress import CancelToken, check
 from ..volume import Volume, reorient, restore_orientation
-from .tumor_edit import innermost_voxel
+from .tumor_prompts import innermost_voxel
 
 #: The logit where the click model has no answer of its own: beyond the clicked tumour's box,
 #: and on tumour parts that no positive click touches.

@@ -52,7 +52,15 @@ from scipy import ndimage
 
 from ..models.prepost import region_thresholds
 from ..volume import Volume
-from .tumor_prompts import REGIONS, Prompt, box_polygon, parse_prompt, polygon_mask, stroke_mask
+from .tumor_prompts import (
+    REGIONS,
+    Prompt,
+    box_polygon,
+    innermost_voxel,
+    parse_prompt,
+    polygon_mask,
+    stroke_mask,
+)
 
 CHANNEL = {"TC": 0, "WT": 1, "ET": 2}
 #: Channels set with a region (positive: it and those containing it; negative: it and those inside it).
@@ -778,12 +786,3 @@ def _ball(centre: np.ndarray, shape: Sequence[int], radius_mm: float, spacing: S
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing, strict=True))
     return np.asarray(d2 <= radius_mm**2)
 
-
-def innermost_voxel(mask: np.ndarray, spacing: Sequence[float] | None) -> tuple[int, int, int]:
-    """Voxel of `mask` farthest (in mm) from its edge; the scan's border counts as an edge."""
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(0), idx.max(0) + 1
-    sub = np.pad(mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1)
-    edt = ndimage.distance_transform_edt(sub, sampling=spacing)
-    at = np.array(np.unravel_index(int(edt.argmax()), edt.shape)) - 1 + lo
-    return tuple(int(v) for v in at)  # type: ignore[return-value]

@@ -27,11 +27,21 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 KINDS = ("click", "scribble", "box", "lasso")
 REGIONS = ("WT", "TC", "ET")  # whole tumour, tumour core, enhancing tumour
 
-__all__ = ["KINDS", "REGIONS", "Prompt", "parse_prompt", "parse_prompts", "polygon_mask", "stroke_mask"]
+__all__ = [
+    "KINDS",
+    "REGIONS",
+    "Prompt",
+    "innermost_voxel",
+    "parse_prompt",
+    "parse_prompts",
+    "polygon_mask",
+    "stroke_mask",
+]
 
 
 @dataclass(frozen=True)
@@ -231,8 +241,6 @@ def stroke_mask(
     centres = centres[np.all((centres >= 0) & (centres < mask.shape), axis=1)]
     mask[tuple(centres.T)] = True
     if radius_mm >= 0.5 * sp.min():
-        from scipy import ndimage
-
         dist = ndimage.distance_transform_edt(~mask, sampling=sp)
         mask = dist <= radius_mm
     return box, mask  # type: ignore[return-value]
@@ -262,3 +270,13 @@ def box_polygon(prompt: Prompt) -> np.ndarray:
     other = [a for a in range(3) if a != prompt.slice_axis]
     (a0, b0), (a1, b1) = np.rint(prompt.points[:, other])
     return np.array([[a0, b0], [a0, b1], [a1, b1], [a1, b0]], float)
+
+
+def innermost_voxel(mask: np.ndarray, spacing: Sequence[float] | None) -> tuple[int, int, int]:
+    """Voxel of `mask` farthest (in mm) from its edge; the scan's border counts as an edge."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(0), idx.max(0) + 1
+    sub = np.pad(mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1)
+    edt = ndimage.distance_transform_edt(sub, sampling=spacing)
+    at = np.array(np.unravel_index(int(edt.argmax()), edt.shape)) - 1 + lo
+    return tuple(int(v) for v in at)  # type: ignore[return-value]
