@@ -85,12 +85,17 @@ def test_flair_t1_without_t1c_goes_to_the_twin_and_keeps_its_floor() -> None:
         pytest.skip(f"test data {WT_CASE} is missing")
     flair, t1 = io.load(WT_CASE / "flair.nii.gz"), io.load(WT_CASE / "t1.nii.gz")
     ref = np.asarray(io.load(WT_CASE / "whole_tumor.nii.gz").data) > 0
-    seg = segment_tumor(flair, None, t1, device="cpu")
+    seg = segment_tumor(flair, None, t1, device="cpu", click_refine=False)
     labels = np.asarray(seg.labels.data)
     assert seg.provenance["model_id"] == DEFAULT_MODEL_WITHOUT_T1C
     assert set(np.unique(labels)) == {0, 2} and set(seg.provenance["regions_left_out"]) == {"TC", "ET"}
     dice = _dice(labels > 0, ref)
     assert dice >= WT_FLOOR, f"WT Dice {dice:.3f} < {WT_FLOOR}"
+    # by default the click model re-outlines it, T1 standing in for its T1c; it never saw case_1: 0.916
+    seg = segment_tumor(flair, None, t1, device="cpu")
+    cascade = seg.provenance["whole_tumour_click_refine"]
+    assert cascade["applied"] and cascade["t1c_input"] == "T1" and ref[tuple(cascade["seed_voxel"])]
+    assert set(np.unique(seg.labels.data)) == {0, 2} and _dice(np.asarray(seg.labels.data) > 0, ref) >= 0.90
     with pytest.raises(ValueError, match="needs T1c"):
         segment_tumor(flair, None, t1, model=str(resolve_model(DEFAULT_MODEL).card_path), device="cpu")
 

@@ -71,8 +71,9 @@ class SegmentTumorWidget(TaskPanel, Container):
         self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
         self.tta = CheckBox(text="Uncertainty (TTA, 4x slower)", value=False)
         self.click_refine = CheckBox(text="Whole tumour: click-model outline", value=True,
-                                     tooltip="With FLAIR and T1c, the click model re-outlines the default "
-                                             "model's whole tumour from one click at its centre")
+                                     tooltip="With FLAIR and T1c (or T1 in its place), the click model "
+                                             "re-outlines the default model's whole tumour from one click at "
+                                             "its centre")
         self.allow_synthetic = CheckBox(text="Allow synthetic contrasts", tooltip="Recorded in the result",
                                         value=False)
         self.review = ComboBox(label="Review slice", choices=self._review_choices, visible=False)

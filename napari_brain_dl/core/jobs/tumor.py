@@ -71,7 +71,8 @@ class SegmentJob(_TumourExam):
                                      help="with --tta: also write the uncertainty map here")
     no_click_refine: bool = option("--no-click-refine", default=False, action="store_true",
                                    help="keep the automatic model's whole tumour (by default, with FLAIR and "
-                                        "T1c, the click model re-outlines it from one click at its centre)")
+                                        "T1c or T1, the click model re-outlines it from one click at its "
+                                        "centre)")
 
     def _run(self, ctx: JobContext) -> JobResult:
         from .. import io

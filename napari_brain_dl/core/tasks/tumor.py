@@ -11,7 +11,8 @@ thresholds (chosen by cross-validation) and drops small components away from the
 
 With FLAIR and T1c, the default model's whole tumour is then re-outlined by the click model
 from one automatic click at the tumour's centre (`tumor_cascade`; ``click_refine``): on expert
-exams neither model saw, its outline was closer to the expert's (bench/README.md).
+exams neither model saw, its outline was closer to the expert's (bench/README.md). Without T1c,
+T1 stands in for it there (measured on whole-tumour-only exams the click model never saw).
 
 Test-time augmentation (flips) gives a voxel-wise uncertainty map: the spread of the
 region probabilities between the flipped passes (0 = all passes agree).
@@ -88,7 +89,7 @@ def segment_tumor(
         device: auto | cpu | cuda | mps.
         tta: Run 4 flipped passes and return the uncertainty map and slices to review.
         click_refine: Re-outline the whole tumour with the click model (`tumor_cascade`); needs
-            FLAIR and T1c. None: with the default model only.
+            FLAIR and T1c, or FLAIR and T1 (standing in for T1c). None: with the default model only.
 
     Raises:
         ValueError: Neither FLAIR nor T1c is given, a scan is empty or does not look like a head,
@@ -141,18 +142,21 @@ def segment_tumor(
     cascade: dict[str, Any] = {"applied": False, "reason": "not asked"}
     if click_refine is None:
         click_refine = model == DEFAULT_MODEL
-    if click_refine and {"FLAIR", "T1c"} <= set(present):
+    stand_in = next((n for n in ("T1c", "T1") if n in present), None)  # for the click model's T1c
+    if click_refine and "FLAIR" in present and stand_in:
         from .tumor_cascade import refine_whole_tumour
 
         check(cancel)
         report(len(flips) * span[0], len(flips) * span[0] + 1, "whole tumour: click model")
-        labels, kept, cascade = refine_whole_tumour(labels, vols[0], vols[1], kept, thresholds["WT"],
+        second = vols[("FLAIR", "T1c", "T1", "T2").index(stand_in)]
+        labels, kept, cascade = refine_whole_tumour(labels, vols[0], second, kept, thresholds["WT"],
                                                     device=device, cancel=cancel)
+        cascade["t1c_input"] = stand_in
         if "agreement" in cascade and not cascade["applied"]:
             notes.append(f"Whole tumour: {cascade['reason']}.")
             (notify or (lambda s: None))(notes[-1])
     elif click_refine:
-        cascade["reason"] = "needs FLAIR and T1c"
+        cascade["reason"] = "needs FLAIR and T1c (or T1)"
     prov = {
         **pred.provenance,
         "inputs": {
