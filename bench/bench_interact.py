@@ -138,7 +138,8 @@ def next_action(
     Error components holding a voxel in `avoid` (where an undone interaction was) are skipped.
     Clicks exist for the whole tumour only: core and enhancing tumour always get a lasso.
     """
-    from napari_brain_dl.core.tasks.tumor_edit import _bbox, innermost_voxel
+    from napari_brain_dl.core.tasks.tumor_edit import _bbox
+    from napari_brain_dl.core.tasks.tumor_prompts import innermost_voxel
 
     if region != "WT" or (tool == "lasso" and pred.any()):  # the user traces the expert outline
         return lasso_action(pred, ref, region, avoid)

@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from napari_brain_dl.core.models.prepost import largest_component
 from napari_brain_dl.core.tasks.click_segment import NO_ANSWER
-from napari_brain_dl.core.tasks.tumor_cascade import largest_component, refine_whole_tumour
-from napari_brain_dl.core.tasks.tumor_edit import TumourEditor, compose, innermost_voxel
+from napari_brain_dl.core.tasks.tumor_cascade import refine_whole_tumour
+from napari_brain_dl.core.tasks.tumor_edit import TumourEditor, compose
+from napari_brain_dl.core.tasks.tumor_prompts import innermost_voxel
 from napari_brain_dl.core.volume import Volume
 
 SHAPE = (40, 40, 30)

@@ -30,6 +30,7 @@ from ..models import prepost
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
 
+CONTRASTS = ("FLAIR", "T1c", "T1", "T2")  # the models' input order
 DEFAULT_MODEL = "brats-tumor-seg"  # FLAIR + T1c (T1, T2 optional)
 DEFAULT_MODEL_WITHOUT_T1C = "brats-tumor-seg-no-t1c"  # any exam holding FLAIR or T1c
 CLASS_NAMES = {1: "necrotic / non-enhancing core", 2: "edema", 3: "enhancing"}
@@ -104,8 +105,9 @@ def segment_tumor(
 
     notes: list[str] = []
     vols, present = prepare_exam({"FLAIR": flair, "T1c": t1c, "T1": t1, "T2": t2}, notes)
+    say = notify or (lambda s: None)
     for note in notes:
-        (notify or (lambda s: None))(note)
+        say(note)
     loaded = get_model(_model_for(model, present), device)
     missing = [name for name in loaded.card.required_inputs if name not in present]
     if missing:
@@ -148,26 +150,26 @@ def segment_tumor(
 
         check(cancel)
         report(len(flips) * span[0], len(flips) * span[0] + 1, "whole tumour: click model")
-        second = vols[("FLAIR", "T1c", "T1", "T2").index(stand_in)]
+        second = vols[CONTRASTS.index(stand_in)]
         labels, kept, cascade = refine_whole_tumour(labels, vols[0], second, kept, thresholds["WT"],
                                                     device=device, cancel=cancel)
         cascade["t1c_input"] = stand_in
         if "agreement" in cascade and not cascade["applied"]:
             notes.append(f"Whole tumour: {cascade['reason']}.")
-            (notify or (lambda s: None))(notes[-1])
+            say(notes[-1])
     elif click_refine:
         cascade["reason"] = "needs FLAIR and T1c (or T1)"
     prov = {
         **pred.provenance,
         "inputs": {
             name: _source(v, name in present)
-            for name, v in zip(("FLAIR", "T1c", "T1", "T2"), vols, strict=True)
+            for name, v in zip(CONTRASTS, vols, strict=True)
         },
-        "missing_inputs": [n for n in ("FLAIR", "T1c", "T1", "T2") if n not in present],
+        "missing_inputs": [n for n in CONTRASTS if n not in present],
         "regions_left_out": {} if "T1c" in present else {"TC": NO_T1C, "ET": NO_T1C},
         "thresholds": thresholds,
         "synthetic_inputs": [
-            n for n, v in zip(("FLAIR", "T1c", "T1", "T2"), vols, strict=True)
+            n for n, v in zip(CONTRASTS, vols, strict=True)
             if n in present and v.meta.get("synthetic")  # missing channels copy FLAIR's meta
         ],
         "tta_flips": [list(a) for a in flips],

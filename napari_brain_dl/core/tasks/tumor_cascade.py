@@ -19,22 +19,13 @@ import time
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
+from ..models.prepost import largest_component
 from ..progress import CancelToken, check
 from ..volume import Volume
 
 CLICK_MODEL = "brats-tumor-click"
 MIN_AGREEMENT = 0.5  # Dice between the two outlines below which the automatic one is kept
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray | None:
-    """The largest face-connected component of `mask`; None when `mask` is empty."""
-    comps, n = ndimage.label(mask)
-    if n == 0:
-        return None
-    sizes = ndimage.sum_labels(mask, comps, index=np.arange(1, n + 1))
-    return comps == int(np.argmax(sizes)) + 1
 
 
 def refine_whole_tumour(
@@ -66,25 +57,24 @@ def refine_whole_tumour(
         with ``applied`` False and the reason.
     """
     from .click_segment import NO_ANSWER, ClickSegmenter
-    from .tumor_edit import innermost_voxel, logit_to_probability
+    from .tumor_edit import logit_to_probability
+    from .tumor_prompts import innermost_voxel
 
     wt = np.asarray(labels) > 0
     largest = largest_component(wt)
-    if largest is None:
+    if not largest.any():
         return labels, probabilities, {"applied": False, "reason": "no tumour to re-outline"}
     seed = innermost_voxel(largest, tuple(float(s) for s in flair.spacing))
     start = time.perf_counter()
     seg = segmenter or ClickSegmenter(flair, t1c, model=model, device=device)
     check(cancel)
     box, logit = seg.logits([seed], [], cancel=cancel)
-    others = wt & ~largest
-    region = np.zeros(wt.shape, bool)  # where the click model's outline holds: its window, other lesions out
-    region[box] = True
-    region &= ~others
-    new = np.zeros(wt.shape, bool)
-    new[box] = logit > 0
+    # everything below is on the click model's window: beyond it nothing changes
+    wt_box = wt[box]
+    region = ~(wt_box & ~largest[box])  # where its outline holds: the window, other lesions out
+    new = logit > 0
     click_model = {"model_id": seg.loaded.card.id, "weights_sha256": seg.loaded.sha256}
-    before = region & wt
+    before = region & wt_box
     agreement = 2 * float((new & before).sum()) / max(float(new.sum() + before.sum()), 1.0)
     if agreement < MIN_AGREEMENT:
         reason = (f"the click model's outline disagrees with the automatic one (Dice {agreement:.2f} < "
@@ -92,19 +82,19 @@ def refine_whole_tumour(
         return labels, probabilities, {"applied": False, "reason": reason, "click_model": click_model,
                                        "seed_voxel": list(seed), "agreement": round(agreement, 3)}
     out = np.array(labels, dtype=np.uint8, copy=True)
-    removed = region & wt & ~new
-    added = region & new & ~wt
-    out[removed] = 0
-    out[added] = 2
+    removed = before & ~new
+    added = region & new & ~wt_box
+    out[box][removed] = 0
+    out[box][added] = 2
     prob = None
     if probabilities is not None:
         prob = np.array(probabilities, copy=True)
         p = prob[(1, *box)]
-        answered = region[box] & (logit != NO_ANSWER)
+        answered = region & (logit != NO_ANSWER)
         p[answered] = logit_to_probability(logit[answered], wt_threshold).astype(p.dtype)
         # Removed voxels where the click model gave no answer keep their order, just under the threshold.
         # (Its no-answer logit maps to one value just under it: a looser step would take all of them.)
-        dropped = removed[box] & ~answered
+        dropped = removed & ~answered
         p[dropped] = (p[dropped].astype(np.float32) * (0.99 * wt_threshold)).astype(p.dtype)
     info = {
         "applied": True,

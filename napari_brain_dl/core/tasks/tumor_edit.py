@@ -87,7 +87,7 @@ CLICK_OVERRULED = {
 
 _FULL = np.ones((3, 3, 3), bool)
 
-__all__ = ["TumourEditor", "check_labels", "compose", "innermost_voxel", "logit_to_probability"]
+__all__ = ["TumourEditor", "check_labels", "compose", "logit_to_probability"]
 
 Box = tuple[slice, slice, slice]
 
