@@ -23,11 +23,18 @@ Two simulated users, each from the automatic result and from nothing:
   outline of that region on the axial slice where it is most wrong.
 From nothing the first interaction is a positive click at the innermost tumour voxel.
 
+``--no-t1c``: exams without T1c (no contrast agent), whole tumour only, clicks + scribbles. T1
+stands in for the click model's T1c as `segment` and Refine do; the automatic result is the
+no-T1c network's, re-outlined the same way. The seven whole-tumour-only exams
+(``brats18_wt_case_K``, brats18_flair_t1_wt/case_K) were never seen by a click model; the
+no-T1c network trained on them, so only "from nothing" is clean there. An expert exam with T1
+(brats18_tcia05_396_1) is benched with T1c and T2 left out.
+
 Usage::
 
     OMP_NUM_THREADS=2 python bench/bench_interact.py [--data ../shared/data] [--steps 10]
         [--cache DIR] [--json bench/interact.json] [--plot docs/interaction_dice.png]
-        [--click-model CARD.yaml]
+        [--click-model CARD.yaml] [--fold CARD EXAM...] [--no-t1c]
 
 Timings are of the editor call alone on this machine (threads as set: the issue's target is
 2 CPU cores), median and p95 per kind of interaction.
@@ -59,8 +66,20 @@ SHELL_MM = 2.5  # an error component is a shell when 90 % of its voxels are this
 WORSE = 0.002  # a change of the outline that lowers Dice this much is seen and undone
 
 
-def load_case(data: Path, name: str) -> tuple[list[Any], np.ndarray]:
-    """[FLAIR, T1c, T1, T2] Volumes (None when absent) and expert labels in BraTS 2023 values."""
+WT_ONLY = tuple(f"brats18_wt_case_{k}" for k in range(7))  # brats18_flair_t1_wt: FLAIR, T1, whole tumour
+
+
+def load_case(data: Path, name: str, no_t1c: bool = False) -> tuple[list[Any], np.ndarray]:
+    """[FLAIR, T1c, T1, T2] Volumes (None when absent) and expert labels in BraTS 2023 values
+    (a whole-tumour-only exam: 2 inside it); `no_t1c` leaves T1c and T2 out."""
+    if name in WT_ONLY:
+        folder = data / "brats18_flair_t1_wt" / name.removeprefix("brats18_wt_")
+        wt = np.asarray(io.load(folder / "whole_tumor.nii.gz").data) > 0
+        vols = [io.load(folder / "flair.nii.gz"), None, io.load(folder / "t1.nii.gz"), None]
+        return vols, 2 * wt.astype(np.uint8)
+    if no_t1c:
+        vols, ref = load_case(data, name)
+        return [vols[0], None, vols[2], None], ref
     if name.startswith("brats_2013"):
         folder = data / "brats2015_flair_t1c" / name
         vols = [
@@ -85,27 +104,33 @@ def automatic(vols: list[Any], name: str, cache: Path | None,
     `click_model`, its whole tumour is then re-outlined as `segment` does (`refine_whole_tumour`)
     with that click model, so a fold's card keeps the bench clean of its held-out exams.
     """
-    path = cache / f"{name}.npz" if cache else None
+    no_t1c = vols[1] is None
+    path = cache / f"{name}{'_no_t1c' if no_t1c else ''}.npz" if cache else None
     if path and path.exists():
         z = np.load(path)
         labels, prob = z["labels"], z["probabilities"]
+        wt_threshold = float(z["wt_threshold"]) if "wt_threshold" in z else None
     else:
         from napari_brain_dl.core.tasks.tumor import segment_tumor
 
         seg = segment_tumor(*vols, device="cpu", click_refine=False)
         labels, prob = np.asarray(seg.labels.data), seg.probabilities
+        wt_threshold = float(seg.provenance["thresholds"]["WT"])
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, labels=labels, probabilities=prob)
+            np.savez_compressed(path, labels=labels, probabilities=prob, wt_threshold=wt_threshold)
     if click_model is None:
         return labels, prob
-    from napari_brain_dl.core.models import prepost, resolve_model
-    from napari_brain_dl.core.tasks.tumor import DEFAULT_MODEL
     from napari_brain_dl.core.tasks.tumor_cascade import refine_whole_tumour
 
-    step = next(s for s in resolve_model(DEFAULT_MODEL).postprocessing if s.get("op") == "brats_regions")
-    wt_threshold = prepost.region_thresholds(step.get("threshold", 0.5))["WT"]
-    labels, prob, _ = refine_whole_tumour(labels, vols[0], vols[1], prob, wt_threshold, model=click_model,
+    if wt_threshold is None:  # a cache written before the threshold was kept: the default model's
+        from napari_brain_dl.core.models import prepost, resolve_model
+        from napari_brain_dl.core.tasks.tumor import DEFAULT_MODEL
+
+        step = next(s for s in resolve_model(DEFAULT_MODEL).postprocessing if s.get("op") == "brats_regions")
+        wt_threshold = prepost.region_thresholds(step.get("threshold", 0.5))["WT"]
+    second = vols[2] if no_t1c else vols[1]  # T1 stands in for the click model's T1c
+    labels, prob, _ = refine_whole_tumour(labels, vols[0], second, prob, wt_threshold, model=click_model,
                                           device="cpu")
     return labels, prob
 
@@ -319,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a click-model card and the exams it never saw (repeatable; default: --click-model with "
         + " and ".join(CASES) + ")",
     )
+    ap.add_argument(
+        "--no-t1c", action="store_true",
+        help="exams without T1c, T1 standing in (default: --click-model with the seven brats18_wt_case_K)",
+    )
     args = ap.parse_args(argv)
     if args.replot:
         plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
@@ -329,13 +358,16 @@ def main(argv: list[str] | None = None) -> int:
     from napari_brain_dl.core.tasks.click_segment import ClickSegmenter
 
     report: dict[str, Any] = {"cases": {}, "threads": args.threads, "os_cpus": os.cpu_count()}
-    folds = args.fold or [[args.click_model, *CASES]]
+    folds = args.fold or [[args.click_model, *(WT_ONLY if args.no_t1c else CASES)]]
+    report["no_t1c"] = bool(args.no_t1c)
     report["click_model"] = {name: card for card, *names in folds for name in names}
     timings: dict[str, list[float]] = {}
     for name, click_model in report["click_model"].items():
-        vols, ref = load_case(Path(args.data), name)
+        vols, ref = load_case(Path(args.data), name, args.no_t1c)
         labels, prob = automatic(vols, name, Path(args.cache) if args.cache else None, click_model)
-        seg = ClickSegmenter(vols[0], vols[1], model=click_model, device="cpu", threads=args.threads or None)
+        t1c_input = "T1" if args.no_t1c else "T1c"
+        second = vols[2] if args.no_t1c else vols[1]
+        seg = ClickSegmenter(vols[0], second, model=click_model, device="cpu", threads=args.threads or None)
         report["cases"][name] = {}
         protocols = (
             ("automatic", ("WT",), "strokes"),
@@ -343,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
             ("automatic", ("WT", "TC", "ET"), "lasso"),
             ("nothing", ("WT",), "lasso"),
         )
-        for start, regions, tool in protocols:
+        for start, regions, tool in protocols[:2] if args.no_t1c else protocols:
             if start == "automatic":
-                ed = TumourEditor(vols[0], vols[1], labels=labels, probabilities=prob, segmenter=seg)
+                ed = TumourEditor(vols[0], second, labels=labels, probabilities=prob, segmenter=seg,
+                                  t1c_input=t1c_input)
             else:
-                ed = TumourEditor(vols[0], vols[1], segmenter=seg)
+                ed = TumourEditor(vols[0], second, segmenter=seg, t1c_input=t1c_input)
             rows = simulate(
                 ed, ref, args.steps, use_boundary=start == "automatic", regions=regions, tool=tool
             )

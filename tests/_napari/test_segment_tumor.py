@@ -207,7 +207,7 @@ class FakeSegmenter:
     and in a cube around each negative click."""
 
     def __init__(self, flair: Volume, t1c: Volume, delay: float = 0.0) -> None:
-        self.flair, self.calls, self.delay = flair, [], delay
+        self.flair, self.t1c, self.calls, self.delay = flair, t1c, [], delay
 
     def logits(self, fg: list[tuple[int, int, int]], bg: list[tuple[int, int, int]] = (),
                mask: Any = None, cancel: Any = None) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -284,6 +284,25 @@ def test_a_click_the_model_overrules_is_explained(exam: tuple[Any, SegmentTumorW
     assert edits.click(outside, positive=False)
     assert edits.click(outside, positive=True)
     assert "The click model sees no tumour here" in edits.status.value and "lasso" in edits.status.value
+
+
+def test_without_t1c_the_click_model_gets_t1_and_says_so(viewer: Any, brats: dict[str, Volume],
+                                                          data_dir: Path, tmp_path: Path) -> None:
+    """FLAIR and T1, no T1c (no contrast agent): Refine's clicks give the click model T1 in T1c's place
+    and the first click says so."""
+    t1 = io.load(data_dir / "brats_gli_00001" / "t1n.nii.gz")
+    _add(viewer, brats["t2f"], tmp_path / "t2f.nii.gz")
+    _add(viewer, t1, tmp_path / "t1n.nii.gz")
+    widget = SegmentTumorWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment tumour", area="right")
+    widget.synchronous = True
+    widget.t1c.value, widget.t1.value = None, "t1n"
+    _, edits, sessions = _click_widget((viewer, widget))
+    assert edits.click(np.array([77.0, 100.0, 140.0]), positive=True)
+    assert "T1 stands in for the click model's T1c" in edits.status.value
+    assert np.array_equal(np.asarray(sessions[0].t1c.data), np.asarray(t1.data))
+    assert edits.click(np.array([77.0, 100.0, 150.0]), positive=True)
+    assert "T1 stands in" not in edits.status.value
 
 
 def test_click_tool_off_and_on_keeps_the_clicks_in_a_plugin_dock(viewer: Any, brats: dict[str, Volume],

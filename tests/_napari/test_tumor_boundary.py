@@ -42,7 +42,7 @@ def _setup(viewer: Any) -> tuple[TumourEditPanel, Any, np.ndarray, Volume]:
         )
     )
     remember(tumor, prob, {"TC": 0.5, "WT": 0.5, "ET": 0.5})
-    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: tumor)
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None, "T1c"), lambda: tumor)
     panel.synchronous = True
     return panel, tumor, labels, flair
 
@@ -161,7 +161,7 @@ def test_a_click_mask_is_refined_as_an_edited_copy(viewer: Any) -> None:
             )
         )
     )
-    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: mask)
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None, "T1c"), lambda: mask)
     panel.synchronous = True
     panel.boundary("WT", -1)
     edited = viewer.layers[EDIT_LAYER]
@@ -196,7 +196,7 @@ def test_refine_click_tool_with_the_shipped_click_model(viewer: Any, data_dir: A
     start[centre:][start[centre:] == 2] = 0
     tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
         flair.with_data(start.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
-    panel = TumourEditPanel(viewer, lambda: (layers["t2f"], flair, t1c), lambda: tumor)
+    panel = TumourEditPanel(viewer, lambda: (layers["t2f"], flair, t1c, "T1c"), lambda: tumor)
     panel.synchronous, panel.device = True, "cpu"
     panel.tool.value = "click"
 
@@ -235,7 +235,7 @@ def test_a_tumour_layer_on_another_grid_is_one_sentence(viewer: Any) -> None:
     tumor = viewer.add_layer(Layer.create(*volume_to_layer_data(
         other.with_data(labels.copy()), "labels", name="tumor", metadata={TUMOR_KIND: "brats"})))
     before = np.asarray(tumor.data).copy()
-    panel = TumourEditPanel(viewer, lambda: (image, flair, None), lambda: tumor)
+    panel = TumourEditPanel(viewer, lambda: (image, flair, None, "T1c"), lambda: tumor)
     panel.synchronous = True
     panel.boundary("WT", -1)
     assert "not on the exam's grid" in panel.status.value

@@ -156,3 +156,34 @@ def test_init_auto_refines_the_automatic_result(exam: dict[str, str], tmp_path: 
     assert report["provenance"]["initial_labels"] == "automatic"
     assert report["provenance"]["automatic"]["model_id"] == "brats-tumor-seg"
     assert report["measurements"]["tumor_core_ml"] > report["measurements"]["enhancing_ml"] > 0
+
+
+def test_without_t1c_t1_stands_in_for_the_click_model(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FLAIR + T1 exam (no contrast agent) that no click model trained on: clicks work with T1 in
+    T1c's place and say so; FLAIR alone is one sentence, nothing written."""
+    from scipy import ndimage
+
+    folder = data_dir / "brats18_flair_t1_wt" / "case_3"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    flair, t1 = str(folder / "flair.nii.gz"), str(folder / "t1.nii.gz")
+    ref = np.asarray(io.load(folder / "whole_tumor.nii.gz").data) > 0
+    d = ndimage.distance_transform_edt(ref)
+    inner = ",".join(map(str, np.unravel_index(int(d.argmax()), d.shape)))
+    out, report = tmp_path / "wt.nii.gz", tmp_path / "wt.json"
+    code = main(["click-segment", "--flair", flair, "--t1", t1, "--fg", inner, "-o", str(out),
+                 "--json", str(report), "--device", "cpu"])
+    labels = np.asarray(io.load(out).data)
+    result = json.loads(report.read_text())
+    assert code == 0 and set(np.unique(labels).tolist()) == {0, 2}
+    assert dice(labels > 0, ref) > 0.8
+    assert result["provenance"]["click_model_t1c_input"] == "T1"
+    assert any("T1 stands in" in note for note in result["notes"])
+    capsys.readouterr()
+    alone = tmp_path / "alone.nii.gz"
+    code = main(["click-segment", "--flair", flair, "--fg", inner, "-o", str(alone), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1 and "Neither T1c nor T1" in err, err
+    assert not alone.exists()

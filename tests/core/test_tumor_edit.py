@@ -275,3 +275,20 @@ def test_a_click_the_model_overrules_edits_what_looks_like_the_click_and_says_so
     assert not (ed.labels > 0)[_ball(4, (10, 10, 10))].any() and np.array_equal(ed.labels > 0, cavity)
     ed.undo()
     assert (ed.labels > 0)[_ball(4, (10, 10, 10))].all()
+
+
+def test_t1_standing_in_for_t1c_is_said_on_the_first_click_only() -> None:
+    """On an exam without T1c the first click says T1 stands in for the click model's T1c."""
+    from napari_brain_dl.core.tasks.click_segment import T1_FOR_T1C, click_t1c_input
+
+    assert click_t1c_input(["FLAIR", "T1c", "T1"]) == "T1c" and click_t1c_input(["FLAIR", "T1"]) == "T1"
+    assert click_t1c_input(["FLAIR", "T2"]) is None
+    flair = Volume(np.full(SHAPE, 100, np.float32), np.eye(4), "flair", {})
+    ed = TumourEditor(flair, flair, segmenter=_AnswersNo(), t1c_input="T1")
+    first = ed.click((10, 10, 10), positive=True)
+    assert first["note"] == T1_FOR_T1C
+    assert "note" not in ed.click((11, 10, 10), positive=True)
+    plain = TumourEditor(flair, flair, segmenter=_AnswersNo())
+    assert "note" not in plain.click((10, 10, 10), positive=True)
+    with pytest.raises(ValueError, match="T1c \\(or T1 in its place\\)"):
+        TumourEditor(flair).click((10, 10, 10))

@@ -286,11 +286,14 @@ class SegmentTumorWidget(TaskPanel, Container):
         self._viewer.dims.set_point(axis, float(layer.translate[axis] + layer.scale[axis] * point))
 
     # -- refine --------------------------------------------------------------------------------------
-    def _edit_exam(self) -> tuple[Any, Any, Any]:
+    def _edit_exam(self) -> tuple[Any, Any, Any, str]:
+        from ...core.tasks.click_segment import click_t1c_input
+
         volumes = self._volumes()
         if volumes["FLAIR"] is None:
             raise ValueError("Refining needs the FLAIR layer; Run once to synthesize it.")
-        return self.flair_layer(), volumes["FLAIR"], volumes["T1c"]
+        t1c_input = click_t1c_input([name for name, v in volumes.items() if v is not None]) or "T1c"
+        return self.flair_layer(), volumes["FLAIR"], volumes[t1c_input], t1c_input
 
     def _edited(self, layer: napari.layers.Layer, measurements: dict[str, Any] | None = None) -> None:
         """Refine changed `layer`: its worker's `measurements` go in now; without them (napari paint)

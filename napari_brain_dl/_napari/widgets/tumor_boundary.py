@@ -64,16 +64,17 @@ def remember(layer: napari.layers.Layer, probabilities: np.ndarray | None,
 class TumourEditPanel(Container):
     """Boundary buttons, prompt tools, Undo / Redo and a status line.
 
-    `exam` returns ``(flair_layer, flair, t1c)`` (Volumes on their source grids; t1c may be
-    None: clicks and model-aided strokes then say they need it) or raises ValueError with a
-    sentence; `target` returns the tumour labels layer to edit, or None (start from nothing).
+    `exam` returns ``(flair_layer, flair, t1c, t1c_input)`` (Volumes on their source grids; t1c is
+    what the click model gets as T1c, named by `t1c_input`: T1c, or T1 standing in; it may be None:
+    clicks and model-aided strokes then say they need it) or raises ValueError with a sentence;
+    `target` returns the tumour labels layer to edit, or None (start from nothing).
     Tests may set ``synchronous`` and ``segmenter_factory(flair, t1c)``.
     """
 
     def __init__(
         self,
         viewer: napari.viewer.Viewer,
-        exam: Callable[[], tuple[Any, Volume, Volume | None]],
+        exam: Callable[[], tuple[Any, Volume, Volume | None, str]],
         target: Callable[[], Any],
         on_change: Callable[[Any, dict[str, Any] | None], None] | None = None,
     ) -> None:
@@ -119,10 +120,11 @@ class TumourEditPanel(Container):
         self.fresh_button = PushButton(text="Start from nothing",
                                        tooltip="Edit a new, empty tumour layer; the current result stays")
         self.status = wrapping(Label(value="Refine the tumour: boundary buttons or a tool."))
-        tools = Container(layout="horizontal", labels=False, widgets=[self.tool, self.region])
+        # the region box gets a row of its own, so its names are never cut
+        tools = Container(layout="horizontal", labels=False, widgets=[self.tool, self.remove])
         history = Container(layout="horizontal", labels=False,
                             widgets=[self.undo_button, self.redo_button, self.fresh_button])
-        self.extend([*rows, tools, self.remove, history, self.status])
+        self.extend([*rows, tools, self.region, history, self.status])
         self.tool.changed.connect(self._tool_changed)
         self.undo_button.changed.connect(self.undo)
         self.redo_button.changed.connect(self.redo)
@@ -136,7 +138,7 @@ class TumourEditPanel(Container):
         worker from the layer's labels as they are then (about 0.6 s for a 240^3 exam).
         """
         try:
-            flair_layer, flair, t1c = self._exam()
+            flair_layer, flair, t1c, t1c_input = self._exam()
         except ValueError as exc:
             self.status.value = str(exc)
             return False
@@ -172,7 +174,7 @@ class TumourEditPanel(Container):
             from ...core.tasks.tumor_edit import TumourEditor
 
             return TumourEditor(flair, t1c, labels=labels, probabilities=prob, thresholds=thresholds or None,
-                                segmenter=segmenter, device=device)
+                                segmenter=segmenter, device=device, t1c_input=t1c_input)
 
         self.editor, self._plan, self._flair, self._flair_layer = None, plan, flair, flair_layer
         self.layer.events.paint.connect(self._painted)

@@ -119,6 +119,9 @@ class ClickSegmentJob(_TumourExam):
     command = "click-segment"
     help = "refine or draw tumour labels from clicks, scribbles, boxes and lassos (BraTS labels 0-3)"
 
+    t1c: str | None = option("--t1c", default=None,
+                             help="contrast-enhanced T1 scan (without it --t1 stands in: whole tumour only)")
+
     fg: list[list[int]] = option("--fg", default=[], parse=voxel_index, action="append",
                                  help="positive click i,j,k (voxel index of FLAIR; repeat)")
     bg: list[list[int]] = option("--bg", default=[], parse=voxel_index, action="append",
@@ -137,9 +140,9 @@ class ClickSegmentJob(_TumourExam):
 
     def _run(self, ctx: JobContext) -> JobResult:
         from .. import io
-        from ..tasks.click_segment import ClickSegmenter
+        from ..tasks.click_segment import T1_FOR_T1C, ClickSegmenter, click_t1c_input
         from ..tasks.measure import tumor_measurements
-        from ..tasks.tumor import prepare_exam, segment_tumor
+        from ..tasks.tumor import CONTRASTS, prepare_exam, segment_tumor
         from ..tasks.tumor_edit import TumourEditor
         from ..tasks.tumor_prompts import parse_prompt, parse_prompts
 
@@ -150,10 +153,16 @@ class ClickSegmentJob(_TumourExam):
         files = {"FLAIR": self.flair, "T1c": self.t1c, "T1": self.t1, "T2": self.t2}
         exam = {name: ctx.load(p) if p else None for name, p in files.items()}
         notes: list[str] = []
-        vols, present = prepare_exam(exam, notes, require=("FLAIR", "T1c"))
-        if {"T1", "T2"} & set(present):
-            notes.append("The click model uses FLAIR and T1c only; T1/T2 were not used.")
-        flair, t1c = vols[0], vols[1]
+        vols, present = prepare_exam(exam, notes, require=("FLAIR",))
+        t1c_input = click_t1c_input(present)  # T1c, else T1 standing in
+        if t1c_input is None:
+            raise InputError("Neither T1c nor T1 is given: the click model needs one of them besides FLAIR.")
+        if t1c_input != "T1c":
+            notes.append(T1_FOR_T1C)
+        unused = [name for name in present if name not in ("FLAIR", t1c_input)]
+        if unused:
+            notes.append(f"The click model uses FLAIR and {t1c_input} only; {'/'.join(unused)} not used.")
+        flair, t1c = vols[0], vols[CONTRASTS.index(t1c_input)]
         clicks = [{"kind": "click", "sign": sign, "points": [list(c)]}
                   for sign, group in (("+", self.fg), ("-", self.bg)) for c in group]
         prompts = [parse_prompt(click, flair.shape, flair.affine) for click in clicks]
@@ -170,7 +179,7 @@ class ClickSegmentJob(_TumourExam):
             ctx.notify(note)
         editor = TumourEditor(
             flair, t1c, labels=init_labels, probabilities=probabilities,
-            thresholds=(init_prov.get("thresholds") or None),
+            thresholds=(init_prov.get("thresholds") or None), t1c_input=t1c_input,
             # the click model loads on first use
             segmenter=lambda: ClickSegmenter(flair, t1c, model=self.model, device=device),
         )
@@ -178,7 +187,8 @@ class ClickSegmentJob(_TumourExam):
         segmenter = editor.segmenter_if_made()
         labels = editor.volume()
         prov = dict(labels.meta.get("provenance", {}))
-        prov["inputs"] = {"FLAIR": self.flair, "T1c": self.t1c}
+        prov["inputs"] = {"FLAIR": self.flair, t1c_input: getattr(self, t1c_input.lower())}
+        prov["click_model_t1c_input"] = t1c_input
         prov["initial_labels"] = "automatic" if self.init == "auto" else (self.init or None)
         if init_prov:
             prov["automatic"] = init_prov

@@ -70,6 +70,18 @@ from ..progress import CancelToken, check
 from ..volume import Volume, reorient, restore_orientation
 from .tumor_prompts import innermost_voxel
 
+#: What the click model gets as its T1c, in order of preference: T1 stands in on exams without T1c
+#: (no contrast agent), measured in the card of brats-tumor-click.
+T1C_INPUTS = ("T1c", "T1")
+T1_FOR_T1C = ("No T1c: T1 stands in for the click model's T1c, so clicks outline the whole tumour only and "
+              "less reliably than with T1c (model card).")
+
+
+def click_t1c_input(present: Sequence[str]) -> str | None:
+    """The contrast the click model gets as its T1c: T1c, else T1 standing in; None without either."""
+    return next((name for name in T1C_INPUTS if name in present), None)
+
+
 #: The logit where the click model has no answer of its own: beyond the clicked tumour's box,
 #: and on tumour parts that no positive click touches.
 NO_ANSWER = np.float32(-1e-3)

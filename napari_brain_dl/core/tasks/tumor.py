@@ -29,6 +29,7 @@ import numpy as np
 from ..models import prepost
 from ..progress import CancelToken, ProgressCallback, check
 from ..volume import Volume
+from .click_segment import click_t1c_input
 
 CONTRASTS = ("FLAIR", "T1c", "T1", "T2")  # the models' input order
 DEFAULT_MODEL = "brats-tumor-seg"  # FLAIR + T1c (T1, T2 optional)
@@ -144,7 +145,7 @@ def segment_tumor(
     cascade: dict[str, Any] = {"applied": False, "reason": "not asked"}
     if click_refine is None:
         click_refine = model == DEFAULT_MODEL
-    stand_in = next((n for n in ("T1c", "T1") if n in present), None)  # for the click model's T1c
+    stand_in = click_t1c_input(present)  # T1c, else T1
     if click_refine and "FLAIR" in present and stand_in:
         from .tumor_cascade import refine_whole_tumour
 

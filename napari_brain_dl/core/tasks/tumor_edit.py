@@ -52,6 +52,7 @@ from scipy import ndimage
 
 from ..models.prepost import region_thresholds
 from ..volume import Volume
+from .click_segment import T1_FOR_T1C
 from .tumor_prompts import (
     REGIONS,
     Prompt,
@@ -162,13 +163,14 @@ class TumourEditor:
 
     Args:
         flair: FLAIR Volume (the grid of everything here).
-        t1c: T1c on the same grid (needed for clicks only).
+        t1c: T1c on the same grid (needed for clicks only), or what stands in for it (`t1c_input`).
         labels: Initial labels (Volume or array on FLAIR's grid); None starts from nothing.
         probabilities: (3, X, Y, Z) TC / WT / ET probabilities behind `labels` (the automatic
             result's); None builds them from the labels' outlines.
         thresholds: The thresholds the labels were made with (default 0.5 each).
         segmenter: A `ClickSegmenter` for this exam, or a factory ``() -> ClickSegmenter``
             (made on the first click when None: the shipped click model).
+        t1c_input: The contrast given as `t1c` ("T1" on an exam without T1c: the first click says so).
 
     Raises:
         ValueError: Labels or probabilities not on FLAIR's grid, or labels outside 0-3.
@@ -183,8 +185,9 @@ class TumourEditor:
         thresholds: dict[str, float] | None = None,
         segmenter: Any = None,
         device: str = "auto",
+        t1c_input: str = "T1c",
     ) -> None:
-        self.flair, self.t1c, self.device = flair, t1c, device
+        self.flair, self.t1c, self.device, self.t1c_input = flair, t1c, device, t1c_input
         self.shape = tuple(int(s) for s in flair.shape)
         self.spacing = tuple(float(s) for s in flair.spacing)
         self.thresholds = region_thresholds(thresholds or {})  # missing regions: 0.5
@@ -364,7 +367,9 @@ class TumourEditor:
             from .click_segment import ClickSegmenter
 
             if self.t1c is None:
-                raise ValueError("Clicks need T1c as well as FLAIR (the click model sees both).")
+                raise ValueError(
+                    "Clicks need T1c (or T1 in its place) besides FLAIR: the click model sees two contrasts."
+                )
             self._segmenter = ClickSegmenter(self.flair, self.t1c, device=self.device)
         elif not hasattr(self._segmenter, "logits"):
             self._segmenter = self._segmenter()  # a factory
@@ -411,8 +416,10 @@ class TumourEditor:
         self.clicks = clicks
         changed = int((touched | ball).sum())
         info: dict[str, Any] = {"voxel": list(at), "positive": bool(positive), "changed": changed}
-        if overruled:
-            info["note"] = CLICK_OVERRULED[bool(positive)]
+        notes = [T1_FOR_T1C] if self.t1c_input != "T1c" and len(clicks) == 1 else []
+        notes += [CLICK_OVERRULED[bool(positive)]] if overruled else []
+        if notes:
+            info["note"] = " ".join(notes)
         return self._commit(step, **info)
 
     def _similar_around(self, at: tuple[int, int, int], box: Box, allowed: np.ndarray) -> np.ndarray:
