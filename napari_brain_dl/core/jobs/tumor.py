@@ -181,7 +181,8 @@ class ClickSegmentJob(_TumourExam):
             flair, t1c, labels=init_labels, probabilities=probabilities,
             thresholds=(init_prov.get("thresholds") or None), t1c_input=t1c_input,
             # the click model loads on first use
-            segmenter=lambda: ClickSegmenter(flair, t1c, model=self.model, device=device),
+            segmenter=lambda: ClickSegmenter(flair, t1c, model=self.model, device=device,
+                                             t1c_input=t1c_input),
         )
         steps = editor.run(prompts)
         segmenter = editor.segmenter_if_made()

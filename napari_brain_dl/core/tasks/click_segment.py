@@ -362,15 +362,17 @@ def simulate_clicks(segmenter: ClickSegmenter, ref: np.ndarray, clicks: int = 5)
 
 
 # ----------------------------------------------------------------------------- segmenter
-def _check_exam(flair: Volume, t1c: Volume) -> None:
+def _check_exam(flair: Volume, t1c: Volume, t1c_input: str = "T1c") -> None:
     if not isinstance(flair, Volume) or not isinstance(t1c, Volume):
-        raise ValueError("FLAIR and T1c must both be Volumes (load them with napari_brain_dl.core.io.load).")
+        raise ValueError(
+            f"FLAIR and {t1c_input} must both be Volumes (load them with napari_brain_dl.core.io.load)."
+        )
     if not flair.same_grid(t1c, atol=1e-3):
         raise ValueError(
-            f"FLAIR {flair.shape} and T1c {t1c.shape} are not on the same grid (shape and affine); "
-            "co-register or resample T1c onto FLAIR first."
+            f"FLAIR {flair.shape} and {t1c_input} {t1c.shape} are not on the same grid (shape and affine); "
+            f"co-register or resample {t1c_input} onto FLAIR first."
         )
-    for name, vol in (("FLAIR", flair), ("T1c", t1c)):
+    for name, vol in (("FLAIR", flair), (t1c_input, t1c)):
         data = np.asarray(vol.data)
         finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
         if finite.size == 0 or finite.min() == finite.max():
@@ -397,12 +399,13 @@ class ClickSegmenter:
 
     Args:
         flair: FLAIR Volume (raw integers or already z-scored; skull-stripped); defines the grid.
-        t1c: Contrast-enhanced T1 on the same grid.
+        t1c: Contrast-enhanced T1 on the same grid (or T1 standing in: `t1c_input`).
         model: Model id, card path or loaded model (default: the shipped ``brats-tumor-click``).
         device: auto | cpu | cuda | mps.
         threads: CPU threads for the network pass; None leaves one core to the viewer
             (all cores but one, at most torch's setting, at least one). On a busy 2-core
             machine one thread answers faster than two that wait for each other.
+        t1c_input: The contrast given as `t1c`, named in the error sentences ("T1" without T1c).
 
     Raises:
         ValueError: Grids that disagree, or an empty volume.
@@ -415,11 +418,12 @@ class ClickSegmenter:
         model: Any = "brats-tumor-click",
         device: str = "auto",
         threads: int | None = None,
+        t1c_input: str = "T1c",
     ):
         from ..inference import get_model
         from ..models.prepost import zscore_foreground
 
-        _check_exam(flair, t1c)
+        _check_exam(flair, t1c, t1c_input)
         self.flair, self.t1c = flair, t1c
         self.threads = threads
         self.loaded = get_model(model, device)

@@ -370,7 +370,9 @@ class TumourEditor:
                 raise ValueError(
                     "Clicks need T1c (or T1 in its place) besides FLAIR: the click model sees two contrasts."
                 )
-            self._segmenter = ClickSegmenter(self.flair, self.t1c, device=self.device)
+            self._segmenter = ClickSegmenter(
+                self.flair, self.t1c, device=self.device, t1c_input=self.t1c_input
+            )
         elif not hasattr(self._segmenter, "logits"):
             self._segmenter = self._segmenter()  # a factory
         return self._segmenter
