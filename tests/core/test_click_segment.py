@@ -104,7 +104,7 @@ def test_exam_errors_are_one_clear_sentence() -> None:
     shifted = Volume(t1c.data, t1c.affine @ np.diag([2.0, 1.0, 1.0, 1.0]), "t1c")
     with pytest.raises(ValueError, match="not on the same grid"):
         ClickSegmenter(flair, shifted)
-    with pytest.raises(ValueError, match="FLAIR .* and T1 .* not on the same grid.* resample T1 onto"):
+    with pytest.raises(ValueError, match=r"FLAIR .* and T1 .* not on the same grid.* resample T1 onto"):
         ClickSegmenter(flair, shifted, t1c_input="T1")  # T1 standing in is named as such
     with pytest.raises(ValueError, match="FLAIR volume is empty"):
         ClickSegmenter(Volume(np.zeros(flair.shape, np.int16), flair.affine, "flair"), t1c)
