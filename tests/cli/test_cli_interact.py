@@ -180,6 +180,7 @@ def test_without_t1c_t1_stands_in_for_the_click_model(
     assert code == 0 and set(np.unique(labels).tolist()) == {0, 2}
     assert dice(labels > 0, ref) > 0.8
     assert result["provenance"]["click_model_t1c_input"] == "T1"
+    assert result["provenance"]["inputs"] == {"FLAIR": flair, "T1": t1}
     assert any("T1 stands in" in note for note in result["notes"])
     capsys.readouterr()
     alone = tmp_path / "alone.nii.gz"

@@ -188,7 +188,7 @@ class ClickSegmentJob(_TumourExam):
         segmenter = editor.segmenter_if_made()
         labels = editor.volume()
         prov = dict(labels.meta.get("provenance", {}))
-        prov["inputs"] = {"FLAIR": self.flair, t1c_input: getattr(self, t1c_input.lower())}
+        prov["inputs"] = {"FLAIR": files["FLAIR"], t1c_input: files[t1c_input]}
         prov["click_model_t1c_input"] = t1c_input
         prov["initial_labels"] = "automatic" if self.init == "auto" else (self.init or None)
         if init_prov:
