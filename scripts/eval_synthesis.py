@@ -2,7 +2,7 @@
 """Cross-validate ``synth-mri`` by subject: grouped folds of ``synth_data.FOLDS`` (5 folds, 16 subjects).
 
     OMP_NUM_THREADS=1 python scripts/eval_synthesis.py --train --fold K --minutes 1000 --steps 6300  # train K
-    OMP_NUM_THREADS=1 python scripts/eval_synthesis.py --fold K --no-flips [--dice]   # score fold K
+    OMP_NUM_THREADS=1 python scripts/eval_synthesis.py --fold K [--dice]   # score K (flips: as the card)
     python scripts/eval_synthesis.py --summary                                       # table
 
 Folds are trained with `train_synthesis.train` on every subject outside the fold (weights in
@@ -138,12 +138,12 @@ _REAL_DICE: dict[str, float] = {}
 
 def summary(work: Path) -> dict[str, Any]:
     """All fold rows, per target the gains, and the Dice comparison."""
-    rows = [
-        r
+    folds = [
+        json.loads((work / f"fold{k}.json").read_text())
         for k in range(len(sd.FOLDS))
         if (work / f"fold{k}.json").is_file()
-        for r in json.loads((work / f"fold{k}.json").read_text())["rows"]
     ]
+    rows = [r for fold in folds for r in fold["rows"]]
     by: dict[str, Any] = {}
     for r in rows:
         key = f"{r['target']} from {'+'.join(r['sources'])}" if r["sources"] == ["T1c"] else r["target"]
@@ -167,6 +167,7 @@ def summary(work: Path) -> dict[str, Any]:
     dices = [r["tumour_wt_dice"] for r in main_rows.values()]
     out = {
         "rows": rows,
+        "flips": sorted({bool(fold["flips"]) for fold in folds}),
         "fold_training": fold_training(work),
         "by_target": stats,
         "ssim_better": f"{sum(r['ssim_better'] for r in rows)}/{len(rows)}",
@@ -214,7 +215,10 @@ def card_metrics(result: dict[str, Any]) -> dict[str, Any]:
             "cross-validation by subject: 5 grouped folds of scripts/synth_data.py FOLDS over 16 "
             "subjects (leave-one-subject-out did not fit the 2-core CPU budget); each fold's model "
             "was trained with the shipped recipe (fold_training: its steps) without its held-out "
-            "subjects and scored on them, no test-time flips; the shipped model is then trained on all 16"
+            "subjects and scored on them, "
+            + ("with" if result.get("flips") == [True] else "no")
+            + " test-time flips (the left-right mirrored pass averaged in); the shipped model is then "
+            "trained on all 16"
         ),
         "fold_training": result.get("fold_training", {}),
         "definition": (

@@ -288,7 +288,7 @@ def write_card(
         },
         "weights": {"file": f"{MODEL_ID}.safetensors", "sha256": info["sha256"], "format": "safetensors"},
         "trusted": True,
-        "inference": {"mode": "whole", "crop": "head", "flips": False},
+        "inference": {"mode": "whole", "crop": "head", "flips": True},
         "license": (
             "Weights trained by this project on BraTS-derived data (brats2015_flair_t1c: CC BY-NC-SA 3.0 CH; "
             "BraTS 2018/2020/2023 and TCGA cases: research use, cite the BraTS papers; brats18_flair_t1_wt "

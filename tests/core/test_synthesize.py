@@ -67,6 +67,16 @@ def test_more_sources_change_the_result() -> None:
     assert np.abs(a[inside] - b[inside]).mean() > 0.01
 
 
+def test_card_turns_on_the_mirrored_pass_chosen_by_cross_validation() -> None:
+    sources = {"T1c": toy_head(1), "T2": toy_head(2)}
+    default = synthesize(sources, "FLAIR", device="cpu")
+    mirrored = synthesize(sources, "FLAIR", device="cpu", flips=True).image.data
+    single = synthesize(sources, "FLAIR", device="cpu", flips=False).image.data
+    assert default.provenance["parameters"]["flips"] is True
+    assert np.array_equal(default.image.data, mirrored)
+    assert np.abs(mirrored - single).max() > 1e-3  # the second pass changes the image
+
+
 def test_methods_for_the_widget() -> None:
     assert synthesis_methods(["t1c"], "flair") == ["synth-mri", "histogram"]
     assert synthesis_methods(["T1", "T1c"], "T2") == ["synth-mri", "histogram"]
