@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--axes", nargs="+", default=["axial"], choices=["axial", "other"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--steps", type=int, default=0, help="training steps (0: the method's default)")
+    parser.add_argument("--set", nargs="*", default=[], help="SRSettings fields, NAME=VALUE")
     parser.add_argument("--skip-pd", action="store_true", help="skip the chris_PD wall-time run")
     parser.add_argument("--json", help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -142,7 +143,10 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = SRSettings(steps=args.steps) if args.steps else None
+    fields = {k: float(v) if "." in v else int(v) for k, v in (kv.split("=") for kv in args.set)}
+    if args.steps:
+        fields["steps"] = args.steps
+    settings = SRSettings(**fields) if fields else None
     print(f"torch threads: {torch.get_num_threads()}, settings: {settings or SRSettings()}")
     rows = []
     for name in args.scans:
