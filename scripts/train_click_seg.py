@@ -33,6 +33,8 @@ Each step builds one example the way inference will see it:
   the current network runs without gradient 1-3 times (``--rounds``) and each time a click goes
   to the innermost voxel of the largest error (75 %, ``--p-next``, `next_click`) or a random
   error voxel;
+- cavities (``--cysts P``, off by default): a share P of the windows get a dark necrotic or cystic
+  cavity carved inside the tumour (`carve_cyst`), half of them with the first click at its centre;
 - loss: BCE + soft Dice on the tumour logit; AdamW, 20 warm-up steps then cosine decay.
 """
 
@@ -134,10 +136,42 @@ def rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
     return rot
 
 
+def carve_cyst(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray) -> np.ndarray | None:
+    """Darken an ellipsoid deep inside the tumour as a necrotic or cystic cavity; its centre.
+
+    Glioblastomas often hold a cavity that is dark on FLAIR and T1c (CSF-like) yet is tumour
+    (BraTS labels it necrotic core). Few training exams show one, and a click model that saw none
+    answers "no" to a click inside it. The cavity's radius is 35-75 % of the tumour's largest
+    inscribed radius, its centre at least 60 % of a radius inside (so it may reach the edge: an
+    open cavity; only tumour voxels change), its values z-scored FLAIR -2.0..-0.5 and T1c
+    -2.3..-0.8 with mild texture and a soft 2-voxel rim.
+    The label stays tumour. None when the tumour is too thin to hold one (inscribed radius < 4 voxels).
+    """
+    edt = ndimage.distance_transform_edt(lab)
+    if edt.max() < 4:
+        return None
+    radius = rng.uniform(0.35, 0.75) * float(edt.max())
+    candidates = np.argwhere(edt >= 0.6 * radius)
+    centre = candidates[rng.integers(len(candidates))].astype(float)
+    axes = radius * rng.uniform(0.7, 1.3, 3)
+    grid = np.indices(lab.shape, dtype=np.float32)
+    dist = np.sqrt(sum(((grid[a] - centre[a]) / axes[a]) ** 2 for a in range(3)))
+    weight = np.clip((1.0 - dist) * radius / 2.0, 0.0, 1.0).astype(np.float32) * lab  # soft 2-voxel rim
+    for channel, (low, high) in enumerate(((-2.0, -0.5), (-2.3, -0.8))):
+        texture = ndimage.gaussian_filter(rng.normal(0, 1, lab.shape).astype(np.float32), 1.5)
+        value = rng.uniform(low, high) + 0.3 * texture / max(float(texture.std()), 1e-6) * rng.uniform(0, 1)
+        img[channel] = (1 - weight) * img[channel] + weight * value
+    return centre
+
+
 def window_example(
-    rng: np.random.Generator, item: Item, cfg: dict
+    rng: np.random.Generator, item: Item, cfg: dict, cysts: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image window (2, ...), tumour window (bool), first click in window coordinates."""
+    """Image window (2, ...), tumour window (bool), first click in window coordinates.
+
+    A share `cysts` of the windows get a cavity (`carve_cyst`); half of those take the first
+    click at its centre (where a user clicking "the middle of the tumour" lands).
+    """
     c1 = item.inner if rng.random() < 0.5 else item.interior[rng.integers(len(item.interior))]
     if rng.random() < 0.35:
         region = train_region(c1[None], None, cfg)
@@ -158,8 +192,11 @@ def window_example(
                     for c in item.image])
     lab = ndimage.affine_transform(item.wt.astype(np.float32), mat, offset, output_shape=shape, order=1,
                                    prefilter=False) > 0.5
+    cyst = carve_cyst(rng, img, lab) if cysts > 0 and rng.random() < cysts else None
     img = bd.intensity(rng, img)
     c1w = np.clip(np.linalg.solve(mat, c1 - offset), 0, n - 1)
+    if cyst is not None and rng.random() < 0.5:
+        c1w = cyst
     if lab.any() and not lab[tuple(np.rint(c1w).astype(int))]:
         c1w = np.array(next_click(np.zeros_like(lab), lab)[0], float)
     return img.astype(np.float32), lab, c1w
@@ -194,11 +231,13 @@ def forward_np(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Sim:
-    """Error-driven click simulation: share of iterative examples, rounds, share of `next_click` clicks."""
+    """Error-driven click simulation: share of iterative examples, rounds, share of `next_click` clicks;
+    and the share of windows with a carved cavity (`carve_cyst`)."""
 
     iterative: float = 0.4
     rounds: int = 3
     p_next: float = 0.75
+    cysts: float = 0.0
 
     def n_rounds(self, rng: np.random.Generator) -> int:
         if self.rounds == 3:  # the shipped weights' draw (kept bit for bit)
@@ -208,7 +247,7 @@ class Sim:
 
 
 def build_example(rng, item, net, cfg, sim: Sim = Sim()) -> tuple[np.ndarray, np.ndarray, int]:  # noqa: B008
-    img, lab, c1w = window_example(rng, item, cfg)
+    img, lab, c1w = window_example(rng, item, cfg, sim.cysts)
     fg, bg = [c1w], []
     sigma = float(cfg["sigma"])
     if rng.random() < 0.25:
@@ -331,6 +370,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="most simulated rounds of an iterative example")
     ap.add_argument("--p-next", type=float, default=0.75,
                     help="share of simulated clicks at the largest error (next_click), else a random error")
+    ap.add_argument("--cysts", type=float, default=0.0,
+                    help="share of windows with a carved dark cavity inside the tumour (carve_cyst)")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     ap.add_argument("--compare", nargs="+", type=Path, default=None,
                     help="only run the click protocol of these cards on the --hold-out exams (no training)")
@@ -344,7 +385,7 @@ def main() -> None:
     net = UNet3D(4, 1, FEATURES)
     card = ModelCard.from_file(CARD)
 
-    sim = Sim(args.iterative, args.rounds, args.p_next)
+    sim = Sim(args.iterative, args.rounds, args.p_next, args.cysts)
     val_names = list(bd.VALIDATION) if args.hold_out is None else list(args.hold_out)
     if args.exams == "all":
         train_names = [n for n in bd.FLAIR_T1C if n not in val_names]
