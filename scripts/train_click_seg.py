@@ -144,8 +144,8 @@ def carve_cyst(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray) -> np
     answers "no" to a click inside it. The cavity's radius is 35-75 % of the tumour's largest
     inscribed radius, its centre at least 60 % of a radius inside (so it may reach the edge: an
     open cavity; only tumour voxels change), its values z-scored FLAIR -2.0..-0.5 and T1c
-    -2.3..-0.8 with mild texture and a soft 2-voxel rim.
-    The label stays tumour. None when the tumour is too thin to hold one (inscribed radius < 4 voxels).
+    -2.3..-0.8 with mild texture and a soft 2-voxel rim. The label stays tumour. None when the
+    tumour is too thin to hold one (inscribed radius < 4 voxels).
     """
     edt = ndimage.distance_transform_edt(lab)
     if edt.max() < 4:
