@@ -144,7 +144,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     pairs = (kv.split("=") for kv in args.set)
-    fields = {k: float(v) if any(c in v for c in ".eE") else int(v) for k, v in pairs}
+    fields = {k: v.lower() == "true" if v.lower() in ("true", "false")
+              else float(v) if any(c in v for c in ".eE") else int(v) for k, v in pairs}
     if args.steps:
         fields["steps"] = args.steps
     settings = SRSettings(**fields) if fields else None

@@ -5,7 +5,7 @@ Run under a virtual display (napari's canvas needs a real GL context)::
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_synthesis.py \
         ../shared/data docs/screenshots
 
-        [--model-dir /tmp/synth_cv/fold0 --only-synthesis]
+        [--model-dir /tmp/synth_cv/fold0 --only-synthesis | --only-superres]
 
 Writes synthesize.png (brats_gli_00001, held out by CV fold 0, with that fold's model given by
 --model-dir: FLAIR synthesised from T1, T1c and T2, beside the real FLAIR, T1c and T2, on the
@@ -21,12 +21,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not another install's
 
 
-def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: bool = False) -> None:
+def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: bool = False,
+         only_superres: bool = False) -> None:
     """Open each case, run the widget(s), screenshot the whole window.
 
     `model_dir`: a folder holding a ``synth-mri`` card and weights (a CV fold's) used instead of the
@@ -48,7 +50,6 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
 
     from napari_brain_dl._napari import display
     from napari_brain_dl._napari.reader import read_paths
-    from napari_brain_dl._napari.widgets.synthesize import focus_point, show_side_by_side
 
     def screen_with(title: str, paths: list[Path]) -> Screen:
         screen = Screen(title=f"napari-brain-dl: {title}")
@@ -67,6 +68,21 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
         print(f"{type(widget).__name__}: {seconds:.0f} s; {widget.status.value}")  # type: ignore[attr-defined]
 
     out.mkdir(parents=True, exist_ok=True)
+    if not only_superres:
+        synthesis_shot(data, out, screen_with, run)
+    if only_synthesis:
+        print(f"saved {out}/synthesize.png")
+        return
+    superres_shot(data, out, screen_with, run)
+    print(f"saved {out}/super_resolve.png")
+
+
+def synthesis_shot(data: Path, out: Path, screen_with: Any, run: Any) -> None:
+    """synthesize.png: FLAIR synthesised for brats_gli_00001 beside the real one."""
+    from screens import settle
+
+    from napari_brain_dl._napari.widgets.synthesize import focus_point, show_side_by_side
+
     case = data / "brats_gli_00001"  # held out by CV fold 0: that fold's model never saw it
     scans = [case / f"{n}.nii.gz" for n in ("t1n", "t1c", "t2w", "t2f", "seg-BraTS23_1")]
     screen = screen_with("Synthesize", scans)
@@ -85,9 +101,11 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     show_side_by_side(viewer, layer, focus_point(viewer, layer))  # as the widget does, after the reorder
     screen.shot("Synthesize", out / "synthesize.png")
     viewer.close()
-    if only_synthesis:
-        print(f"saved {out}/synthesize.png")
-        return
+
+
+def superres_shot(data: Path, out: Path, screen_with: Any, run: Any) -> None:
+    """super_resolve.png: chris_PD, B-spline beside the self-supervised result, coronal."""
+    from napari_brain_dl._napari import display
 
     screen = screen_with("Super-resolve", [data / "niivue_chris" / "chris_PD.nii.gz"])
     viewer, widget = screen.viewer, screen.widgets["Super-resolve"]
@@ -106,7 +124,6 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     viewer.reset_view()
     screen.shot("Super-resolve", out / "super_resolve.png")
     viewer.close()
-    print(f"saved {out}/synthesize.png and super_resolve.png")
 
 
 if __name__ == "__main__":
@@ -117,5 +134,6 @@ if __name__ == "__main__":
     ap.add_argument("out", type=Path)
     ap.add_argument("--model-dir", type=Path, default=None, help="a CV fold's synth-mri card + weights")
     ap.add_argument("--only-synthesis", action="store_true", help="leave super_resolve.png as it is")
+    ap.add_argument("--only-superres", action="store_true", help="leave synthesize.png as it is")
     a = ap.parse_args()
-    main(a.data, a.out, a.model_dir, a.only_synthesis)
+    main(a.data, a.out, a.model_dir, a.only_synthesis, a.only_superres)

@@ -73,7 +73,9 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
     keep = np.setdiff1d(np.arange(volume.shape[z]), held)
     batches = [math.ceil(volume.shape[a] / 4) if cfg.steps else 0 for a in (a1, a2)]
     stages = cfg.filter_stages
-    total = 1 + 2 * stages + cfg.steps + 2 * stages + sum(batches) + 1
+    variants = _variants(cfg)  # through-plane passes per orientation: the image and its flips
+    passes = len(variants)
+    total = 1 + 2 * stages + cfg.steps + passes * (2 * stages + sum(batches)) + 1
     report(0, total, "training on in-plane slices")
     pairs: list[Pair] = []
     tests: list[Pair] = []
@@ -94,6 +96,13 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
     base = _fuse([lo for lo, _, _ in tests])  # B-spline of the held-out slices
     targets = [tests[0][1]]
     masks = [targets[0] > level]
+    # the held-out slices' flipped copies go through every stage beside them
+    flipped = []
+    for v in variants:
+        for lo, hi, ph in tests:
+            lo_v, ph_v = _flip(lo, ph, v)
+            flipped.append((lo_v, hi, ph_v))
+    tests = flipped
     report(1, total, "fitting filters on in-plane slices")
     t0 = time.perf_counter()
     banks = []
@@ -104,13 +113,14 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
             pairs = [(apply_filter_bank(banks[-1], lo, ph, cancel=cancel), hi, ph) for lo, hi, ph in pairs]
         tests = [(apply_filter_bank(banks[-1], lo, ph, cancel=cancel), hi, ph) for lo, hi, ph in tests]
         report(3 + 2 * stage, total, "training on in-plane slices")
-    filtered = _fuse([lo for lo, _, _ in tests])
+    filtered = _fuse(_unflip_mean([lo for lo, _, _ in tests], variants))
     history = [(0, gain_db(base, filtered, targets, masks))]
     done = 1 + 2 * stages
     net, cnn_steps = None, 0
     if cfg.steps and len(held):
         def monitor(candidate: Any, step: int) -> float:
-            out = _fuse([apply_srnet(candidate, lo, ph, device=torch_device) for lo, _, ph in tests])
+            out = _fuse(_unflip_mean([apply_srnet(candidate, lo, ph, device=torch_device)
+                                      for lo, _, ph in tests], variants))
             history.append((step, gain_db(base, out, targets, masks)))
             return history[-1][1]
 
@@ -125,8 +135,8 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
         net, cnn_steps = train_srnet(pairs, settings=cfg, device=torch_device, seed=seed, cancel=cancel)
     train_s = time.perf_counter() - t0
     del pairs
-    learnt = filtered if net is None else _fuse([apply_srnet(net, lo, ph, device=torch_device)
-                                                 for lo, _, ph in tests])
+    learnt = filtered if net is None else _fuse(_unflip_mean([apply_srnet(net, lo, ph, device=torch_device)
+                                                              for lo, _, ph in tests], variants))
     result = self_check(held, base, learnt, targets, masks, history=history, cnn_steps=cnn_steps)
     if not len(held):  # nothing to check on: keep the learnt result
         result.weight = 1.0
@@ -151,25 +161,55 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
     crop = up[box]
     rows = ((start - pad + steps[z] * np.arange(shape[z])) % 1.0)[box[z]]  # phase on the acquired slices
     fused = np.zeros_like(crop)
-    for k, (a, b) in enumerate(((a1, a2), (a2, a1))):
-        stack = np.moveaxis(crop, (a, z, b), (0, 1, 2))  # H = through-plane, W = the other in-plane axis
-        offset = done + k * stages + sum(batches[:k])
+    runs = [(a, b, v) for a, b in ((a1, a2), (a2, a1)) for v in variants]
+    for k, (a, b, v) in enumerate(runs):
+        # H = through-plane, W = the other in-plane axis; flipped as `v` says, and back below
+        stack, phase = _flip(np.moveaxis(crop, (a, z, b), (0, 1, 2)), rows, v)
+        offset = done + k * stages + sum(batches[i // passes] for i in range(k))
 
         def batch_done(n: int, o: int = offset + stages) -> None:
             report(o + math.ceil(n / 4), total, "sharpening through-plane slices")
 
         out = stack
         for j, bank in enumerate(banks):
-            out = apply_filter_bank(bank, out, rows, cancel=cancel)
-            report(offset + j + 1, total, f"sharpening through-plane slices ({k + 1}/2)")
+            out = apply_filter_bank(bank, out, phase, cancel=cancel)
+            report(offset + j + 1, total, f"sharpening through-plane slices ({k + 1}/{len(runs)})")
         if net is not None:
-            out = apply_srnet(net, out, rows, device=torch_device, cancel=cancel, batch_done=batch_done)
-        fused += np.moveaxis(out, (0, 1, 2), (a, z, b))
+            out = apply_srnet(net, out, phase, device=torch_device, cancel=cancel, batch_done=batch_done)
+        fused += np.moveaxis(_flip(out, phase, v)[0], (0, 1, 2), (a, z, b)) / passes
     up[box] = fused / 2
     up = np.take(up, np.arange(extra, extra + net_grid[0][z]), axis=z)
     prov["inference_seconds"] = round(time.perf_counter() - t1, 2)
     report(total - 1, total, "resampling to the isotropic grid")
     return Volume(up * scale, net_grid[1]), result, prov
+
+
+Variant = tuple[bool, bool]
+
+
+def _variants(cfg: Any) -> list[Variant]:
+    """(reverse H, mirror W) for each pass: the image itself first, then its flips."""
+    return [(h, w) for h in (False, True)[: 1 + bool(cfg.reverse)]
+            for w in (False, True)[: 1 + bool(cfg.mirror)]]
+
+
+def _flip(stack: np.ndarray, phase: np.ndarray, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """`stack` (slices, H, W) flipped along H (its rows' phases mirrored with it) and / or W.
+
+    Its own inverse, so it also flips a result back."""
+    reverse, mirror = variant
+    if reverse:  # a row at phase f after an acquired slice sits at 1 - f before it
+        stack, phase = stack[:, ::-1], (-phase[::-1]) % 1.0
+    return (stack[:, :, ::-1] if mirror else stack), phase
+
+
+def _unflip_mean(stacks: list[np.ndarray], variants: list[Variant]) -> list[np.ndarray]:
+    """The two orientations' held-out results, each the mean over `variants` flipped back.
+
+    `stacks` holds the two orientations for each variant in turn; phases do not matter here."""
+    zero = np.zeros(0)
+    return [sum(_flip(stacks[2 * i + o], zero, v)[0] for i, v in enumerate(variants)) / len(variants)
+            for o in range(2)]
 
 
 def _fuse(stacks: list[np.ndarray]) -> list[np.ndarray]:
