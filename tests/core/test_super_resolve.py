@@ -173,8 +173,8 @@ def test_flipped_passes_average_more_results_and_keep_progress_in_order(data_dir
     steps = [(d, t) for d, t, _ in calls[:-1]]  # the last call is super_resolve's own "done"
     assert [d for d, _ in steps] == sorted(d for d, _ in steps) and steps[-1][0] == steps[-1][1] - 1
     assert sum("(8/8)" in text for _, _, text in calls) == TINY.filter_stages  # 4 passes per orientation
-    # read upside down, a row's phase after its acquired slice becomes 1 - phase: got wrong, the
-    # reversed pass alone would score far below the plain one on the held-out slices (+2.0 vs +3.6 dB)
+    # read upside down, a row's phase f after its acquired slice becomes 1 - f; with the phases only
+    # reversed, the reversed pass alone scored far below the plain one here (+2.0 against +3.6 dB)
     upside_down = super_resolve(thick, spacing=crop.spacing[2], device="cpu",
                                 settings=replace(TINY, mirror=False, reverse=True))
     assert upside_down.provenance["self_check"]["gain_db"] >= plain.provenance["self_check"]["gain_db"]
