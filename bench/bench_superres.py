@@ -124,6 +124,13 @@ def protocol(volume: Volume, axis: int, factor: int = 4, settings: object = None
     return row
 
 
+def _setting(text: str) -> bool | int | float:
+    """A --set value: true / false, a float (1e-5, 0.5) or an int."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
 def main() -> None:
     """Run the protocol on the chosen scans and print a Markdown table (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,9 +150,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    pairs = (kv.split("=") for kv in args.set)
-    fields = {k: v.lower() == "true" if v.lower() in ("true", "false")
-              else float(v) if any(c in v for c in ".eE") else int(v) for k, v in pairs}
+    fields = {k: _setting(v) for k, v in (kv.split("=") for kv in args.set)}
     if args.steps:
         fields["steps"] = args.steps
     settings = SRSettings(**fields) if fields else None

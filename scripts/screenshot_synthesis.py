@@ -70,11 +70,8 @@ def main(data: Path, out: Path, model_dir: Path | None = None, only_synthesis: b
     out.mkdir(parents=True, exist_ok=True)
     if not only_superres:
         synthesis_shot(data, out, screen_with, run)
-    if only_synthesis:
-        print(f"saved {out}/synthesize.png")
-        return
-    superres_shot(data, out, screen_with, run)
-    print(f"saved {out}/super_resolve.png")
+    if not only_synthesis:
+        superres_shot(data, out, screen_with, run)
 
 
 def synthesis_shot(data: Path, out: Path, screen_with: Any, run: Any) -> None:
@@ -101,6 +98,7 @@ def synthesis_shot(data: Path, out: Path, screen_with: Any, run: Any) -> None:
     show_side_by_side(viewer, layer, focus_point(viewer, layer))  # as the widget does, after the reorder
     screen.shot("Synthesize", out / "synthesize.png")
     viewer.close()
+    print(f"saved {out}/synthesize.png")
 
 
 def superres_shot(data: Path, out: Path, screen_with: Any, run: Any) -> None:
@@ -124,6 +122,7 @@ def superres_shot(data: Path, out: Path, screen_with: Any, run: Any) -> None:
     viewer.reset_view()
     screen.shot("Super-resolve", out / "super_resolve.png")
     viewer.close()
+    print(f"saved {out}/super_resolve.png")
 
 
 if __name__ == "__main__":

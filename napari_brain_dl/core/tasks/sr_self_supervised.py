@@ -113,14 +113,14 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
             pairs = [(apply_filter_bank(banks[-1], lo, ph, cancel=cancel), hi, ph) for lo, hi, ph in pairs]
         tests = [(apply_filter_bank(banks[-1], lo, ph, cancel=cancel), hi, ph) for lo, hi, ph in tests]
         report(3 + 2 * stage, total, "training on in-plane slices")
-    filtered = _fuse(_unflip_mean([lo for lo, _, _ in tests], variants))
+    filtered = _merge([lo for lo, _, _ in tests], variants)
     history = [(0, gain_db(base, filtered, targets, masks))]
     done = 1 + 2 * stages
     net, cnn_steps = None, 0
     if cfg.steps and len(held):
         def monitor(candidate: Any, step: int) -> float:
-            out = _fuse(_unflip_mean([apply_srnet(candidate, lo, ph, device=torch_device)
-                                      for lo, _, ph in tests], variants))
+            out = _merge([apply_srnet(candidate, lo, ph, device=torch_device) for lo, _, ph in tests],
+                         variants)
             history.append((step, gain_db(base, out, targets, masks)))
             return history[-1][1]
 
@@ -135,8 +135,8 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
         net, cnn_steps = train_srnet(pairs, settings=cfg, device=torch_device, seed=seed, cancel=cancel)
     train_s = time.perf_counter() - t0
     del pairs
-    learnt = filtered if net is None else _fuse(_unflip_mean([apply_srnet(net, lo, ph, device=torch_device)
-                                                              for lo, _, ph in tests], variants))
+    learnt = filtered if net is None else _merge([apply_srnet(net, lo, ph, device=torch_device)
+                                                  for lo, _, ph in tests], variants)
     result = self_check(held, base, learnt, targets, masks, history=history, cnn_steps=cnn_steps)
     if not len(held):  # nothing to check on: keep the learnt result
         result.weight = 1.0
@@ -176,7 +176,7 @@ def self_supervised(volume: Volume, *, z: int, thickness: float, device: str, se
             report(offset + j + 1, total, f"sharpening through-plane slices ({k + 1}/{len(runs)})")
         if net is not None:
             out = apply_srnet(net, out, phase, device=torch_device, cancel=cancel, batch_done=batch_done)
-        fused += np.moveaxis(_flip(out, phase, v)[0], (0, 1, 2), (a, z, b)) / passes
+        fused += np.moveaxis(_flip_stack(out, v), (0, 1, 2), (a, z, b)) / passes
     up[box] = fused / 2
     up = np.take(up, np.arange(extra, extra + net_grid[0][z]), axis=z)
     prov["inference_seconds"] = round(time.perf_counter() - t1, 2)
@@ -193,23 +193,24 @@ def _variants(cfg: Any) -> list[Variant]:
             for w in (False, True)[: 1 + bool(cfg.mirror)]]
 
 
-def _flip(stack: np.ndarray, phase: np.ndarray, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
-    """`stack` (slices, H, W) flipped along H (its rows' phases mirrored with it) and / or W.
-
-    Its own inverse, so it also flips a result back."""
+def _flip_stack(stack: np.ndarray, variant: Variant) -> np.ndarray:
+    """`stack` (slices, H, W) flipped along H and / or W; its own inverse, so it also flips back."""
     reverse, mirror = variant
-    if reverse:  # a row at phase f after an acquired slice sits at 1 - f before it
-        stack, phase = stack[:, ::-1], (-phase[::-1]) % 1.0
-    return (stack[:, :, ::-1] if mirror else stack), phase
+    return stack[:, ::-1 if reverse else 1, ::-1 if mirror else 1]
 
 
-def _unflip_mean(stacks: list[np.ndarray], variants: list[Variant]) -> list[np.ndarray]:
-    """The two orientations' held-out results, each the mean over `variants` flipped back.
+def _flip(stack: np.ndarray, phase: np.ndarray, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """`stack` flipped (`_flip_stack`) with the phases of its H rows: read upside down, a row at
+    phase f after an acquired slice sits at 1 - f before it."""
+    return _flip_stack(stack, variant), ((-phase[::-1]) % 1.0 if variant[0] else phase)
 
-    `stacks` holds the two orientations for each variant in turn; phases do not matter here."""
-    zero = np.zeros(0)
-    return [sum(_flip(stacks[2 * i + o], zero, v)[0] for i, v in enumerate(variants)) / len(variants)
-            for o in range(2)]
+
+def _merge(stacks: list[np.ndarray], variants: list[Variant]) -> list[np.ndarray]:
+    """The held-out slices' result: each orientation's mean over `variants`, flipped back, then
+    fused (`_fuse`). `stacks` holds the two orientations for each variant in turn."""
+    means = [sum(_flip_stack(stacks[2 * i + o], v) for i, v in enumerate(variants)) / len(variants)
+             for o in range(2)]
+    return _fuse(means)
 
 
 def _fuse(stacks: list[np.ndarray]) -> list[np.ndarray]:
