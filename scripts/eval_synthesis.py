@@ -3,6 +3,7 @@
 
     OMP_NUM_THREADS=1 python scripts/eval_synthesis.py --train --fold K --minutes 1000 --steps 6300  # train K
     OMP_NUM_THREADS=1 python scripts/eval_synthesis.py --fold K [--dice]   # score K (flips: as the card)
+    OMP_NUM_THREADS=1 python scripts/eval_synthesis.py --train --fold K --init-work W --loss mse  # stage 2
     python scripts/eval_synthesis.py --summary                                       # table
 
 Folds are trained with `train_synthesis.train` on every subject outside the fold (weights in
@@ -38,6 +39,7 @@ from napari_brain_dl.core.models.synthnet import TARGETS, run_network  # noqa: E
 from napari_brain_dl.core.tasks.synthesize import brain_quantiles, match_quantiles  # noqa: E402
 
 WORK = Path("/tmp/synth_cv")
+MODEL_FILE = "synth-mri.safetensors"
 SUMMARY = ROOT / "bench" / "synth_cv.json"
 
 
@@ -281,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--residual", action="store_true", help="train the histogram-residual variant")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--loss", choices=("l1", "mse"), default="l1")
+    ap.add_argument("--init-work", type=Path, default=None, help="stage 2: from the fold's weights in W")
     ap.add_argument("--no-flips", action="store_true")
     ap.add_argument("--dice", action="store_true")
     ap.add_argument("--summary", action="store_true")
@@ -293,9 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.train:
         import train_synthesis
 
+        init = ["--init", str(args.init_work / f"fold{args.fold}" / MODEL_FILE)] if args.init_work else []
         train_synthesis.main(
             [
                 *(["--residual"] if args.residual else []),
+                *init,
+                "--lr",
+                str(args.lr),
+                "--loss",
+                args.loss,
                 "--holdout",
                 str(args.fold),
                 "--minutes",

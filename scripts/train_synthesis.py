@@ -159,12 +159,16 @@ def train(
     seed: int,
     lr: float = 2e-3,
     residual: bool = False,
+    loss: str = "l1",
+    init: Path | None = None,
     log: Any = print,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train one network; returns the EMA network (eval mode) and run facts.
 
     With `residual` the network gets the histogram-matched base images as 3 more inputs, its
     output is added to them, and its last layer starts at zero (it starts as histogram matching).
+    `loss` is "l1" or "mse" (squared error: what PSNR after a linear match scores); `init`
+    starts from these weights (a second stage), else from scratch.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -172,7 +176,11 @@ def train(
     reference = reference_quantiles(subjects) if residual else None
     extra = len(TARGETS) if residual else 0
     net = UNet3D(IN_CHANNELS + extra, len(TARGETS), FEATURES)
-    if residual:
+    if init is not None:
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(init)))
+    elif residual:
         torch.nn.init.zeros_(net.head.weight)
         torch.nn.init.zeros_(net.head.bias)
     ema = copy.deepcopy(net)
@@ -192,9 +200,10 @@ def train(
         xs, ys, ws = zip(*(sample() for _ in range(batch)), strict=True)
         x, y, w = (torch.from_numpy(np.stack(a)) for a in (xs, ys, ws))
         pred = net(x) + (x[:, IN_CHANNELS:] if residual else 0.0)
-        loss = (torch.abs(pred - y) * w).sum() / w.sum().clamp_min(1.0)
+        err = (pred - y).square() if loss == "mse" else torch.abs(pred - y)
+        value_t = (err * w).sum() / w.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value_t.backward()
         opt.step()
         decay = min(0.998, (1 + step) / (10 + step))
         with torch.no_grad():
@@ -202,7 +211,7 @@ def train(
                 pe.mul_(decay).add_(pn.detach(), alpha=1 - decay)
             for be, bn in zip(ema.buffers(), net.buffers(), strict=True):
                 be.copy_(bn)
-        value = float(loss.detach())
+        value = float(value_t.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
         step += 1
         if step % 50 == 0:
@@ -220,6 +229,8 @@ def train(
         "seed": seed,
         "features": list(FEATURES),
         "residual": residual,
+        "loss": loss,
+        "lr": lr,
     }
     return ema, info
 
@@ -307,6 +318,7 @@ def write_card(
             "steps": info["steps"],
             "minutes": info["minutes"],
             "subjects": [s.name for s in subjects],
+            **({"stages": info["stages"]} if "stages" in info else {}),
         },
         "metrics": metrics if metrics is not None else old.get("metrics", {}),
     }
@@ -333,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="learn a correction of histogram matching (tried: worse at this budget)",
     )
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    ap.add_argument("--loss", choices=("l1", "mse"), default="l1")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (a second stage)")
     ap.add_argument("--holdout", type=int, default=None, help="leave this fold of synth_data.FOLDS out")
     ap.add_argument("--out", type=Path, default=ROOT / "resources" / "models")
     args = ap.parse_args(argv)
@@ -347,12 +362,23 @@ def main(argv: list[str] | None = None) -> int:
         patch=args.patch,
         batch=args.batch,
         seed=args.seed,
+        lr=args.lr,
         residual=args.residual,
+        loss=args.loss,
+        init=args.init,
         log=lambda s: print(s, flush=True),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     info["sha256"] = save_weights(net, args.out / f"{MODEL_ID}.safetensors")
     command = "OMP_NUM_THREADS=1 python scripts/train_synthesis.py " + " ".join(argv or sys.argv[1:])
+    if args.init is not None:  # a second stage: the first stage's command(s) come first
+        first = args.init.with_suffix(".yaml")
+        run = yaml.safe_load(first.read_text())["training"] if first.is_file() else {}
+        command = " && ".join([*run.get("commands", [run["command"]] if "command" in run else []), command])
+        stage = {"steps": info["steps"], "minutes": info["minutes"], "loss": args.loss, "lr": args.lr}
+        info["stages"] = [*run.get("stages", [{k: run[k] for k in ("steps", "minutes") if k in run}]), stage]
+        info["steps"] = sum(int(st.get("steps", 0)) for st in info["stages"])
+        info["minutes"] = round(sum(float(st.get("minutes", 0)) for st in info["stages"]), 1)
     print(write_card(args.out, info, subjects, command), info, flush=True)
     return 0
 
