@@ -19,7 +19,8 @@ What it does:
   brain (a third of the time in the tumour), random flips and mild per-channel intensity
   changes, and a random non-empty subset of the subject's contrasts as input (as the BraSyn
   challenge does); every T1 / T2 / FLAIR the subject has but the input lacks is a target;
-- loss: L1 inside the brain on those target channels only;
+- loss: L1 inside the brain on those target channels only (a second stage, ``--init`` with
+  ``--loss mse``, was tried at stop 16 and changed nothing: bench/README.md);
 - AdamW, warm-up then cosine decay by wall time, EMA of the weights (shipped, float32).
 """
 
@@ -201,9 +202,9 @@ def train(
         x, y, w = (torch.from_numpy(np.stack(a)) for a in (xs, ys, ws))
         pred = net(x) + (x[:, IN_CHANNELS:] if residual else 0.0)
         err = (pred - y).square() if loss == "mse" else torch.abs(pred - y)
-        value_t = (err * w).sum() / w.sum().clamp_min(1.0)
+        objective = (err * w).sum() / w.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
-        value_t.backward()
+        objective.backward()
         opt.step()
         decay = min(0.998, (1 + step) / (10 + step))
         with torch.no_grad():
@@ -211,7 +212,7 @@ def train(
                 pe.mul_(decay).add_(pn.detach(), alpha=1 - decay)
             for be, bn in zip(ema.buffers(), net.buffers(), strict=True):
                 be.copy_(bn)
-        value = float(value_t.detach())
+        value = float(objective.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
         step += 1
         if step % 50 == 0:
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is not None:  # a second stage: the first stage's command(s) come first
         first = args.init.with_suffix(".yaml")
         run = yaml.safe_load(first.read_text())["training"] if first.is_file() else {}
-        command = " && ".join([*run.get("commands", [run["command"]] if "command" in run else []), command])
+        command = " && ".join(filter(None, [run.get("command"), command]))
         stage = {"steps": info["steps"], "minutes": info["minutes"], "loss": args.loss, "lr": args.lr}
         info["stages"] = [*run.get("stages", [{k: run[k] for k in ("steps", "minutes") if k in run}]), stage]
         info["steps"] = sum(int(st.get("steps", 0)) for st in info["stages"])

@@ -16,7 +16,7 @@ sys.path.pop(0)
 
 
 def _subject() -> sd.Subject:
-    """A 2 mm toy exam with all four contrasts (no resampling in `coarse`)."""
+    """A toy exam with all four contrasts on the network's 2 mm grid."""
     rng = np.random.default_rng(0)
     g = np.ogrid[:24, :24, :24]
     brain = sum((a - 12.0) ** 2 for a in g) <= 100
