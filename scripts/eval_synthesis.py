@@ -39,7 +39,6 @@ from napari_brain_dl.core.models.synthnet import TARGETS, run_network  # noqa: E
 from napari_brain_dl.core.tasks.synthesize import brain_quantiles, match_quantiles  # noqa: E402
 
 WORK = Path("/tmp/synth_cv")
-MODEL_FILE = "synth-mri.safetensors"
 SUMMARY = ROOT / "bench" / "synth_cv.json"
 
 
@@ -298,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.train:
         import train_synthesis
 
-        init = ["--init", str(args.init_work / f"fold{args.fold}" / MODEL_FILE)] if args.init_work else []
+        weights = f"fold{args.fold}/{train_synthesis.MODEL_ID}.safetensors"
+        init = ["--init", str(args.init_work / weights)] if args.init_work else []
         train_synthesis.main(
             [
                 *(["--residual"] if args.residual else []),

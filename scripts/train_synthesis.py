@@ -332,6 +332,17 @@ def write_card(
     return path
 
 
+def after_first_stage(first_card: Path, info: dict[str, Any], command: str) -> str:
+    """A second stage's command chained after the first stage's (from its card, if any); `info`
+    gets the list of stages and their summed steps and minutes."""
+    run = yaml.safe_load(first_card.read_text())["training"] if first_card.is_file() else {}
+    stage = {k: info[k] for k in ("steps", "minutes", "loss", "lr")}
+    info["stages"] = [*run.get("stages", [{k: run[k] for k in ("steps", "minutes") if k in run}]), stage]
+    info["steps"] = sum(int(st.get("steps", 0)) for st in info["stages"])
+    info["minutes"] = round(sum(float(st.get("minutes", 0)) for st in info["stages"]), 1)
+    return " && ".join(filter(None, [run.get("command"), command]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train on every subject (or all but ``--holdout`` fold) and write weights + card."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -372,14 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     info["sha256"] = save_weights(net, args.out / f"{MODEL_ID}.safetensors")
     command = "OMP_NUM_THREADS=1 python scripts/train_synthesis.py " + " ".join(argv or sys.argv[1:])
-    if args.init is not None:  # a second stage: the first stage's command(s) come first
-        first = args.init.with_suffix(".yaml")
-        run = yaml.safe_load(first.read_text())["training"] if first.is_file() else {}
-        command = " && ".join(filter(None, [run.get("command"), command]))
-        stage = {"steps": info["steps"], "minutes": info["minutes"], "loss": args.loss, "lr": args.lr}
-        info["stages"] = [*run.get("stages", [{k: run[k] for k in ("steps", "minutes") if k in run}]), stage]
-        info["steps"] = sum(int(st.get("steps", 0)) for st in info["stages"])
-        info["minutes"] = round(sum(float(st.get("minutes", 0)) for st in info["stages"]), 1)
+    if args.init is not None:
+        command = after_first_stage(args.init.with_suffix(".yaml"), info, command)
     print(write_card(args.out, info, subjects, command), info, flush=True)
     return 0
 
