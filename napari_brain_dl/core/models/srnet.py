@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from ..progress import CancelToken, check
@@ -364,8 +363,11 @@ def apply_filter_bank(bank: FilterBank, stack: np.ndarray, phase: np.ndarray, *,
         part = np.asarray(stack[begin:begin + chunk], np.float32)
         buckets, _ = _buckets(part, phase, cfg, bank.edges)
         buckets = np.broadcast_to(buckets, part.shape)
-        win = sliding_window_view(_padded(part, cfg), (cfg.filter_rows, cfg.filter_cols), axis=(1, 2))
-        w = bank.weights[buckets]
-        detail = np.einsum("shwij,shwij->shw", win, w[..., :-1].reshape(win.shape)) + w[..., -1]
+        padded = _padded(part, cfg)
+        h, w = part.shape[1:]
+        detail = bank.weights[:, -1][buckets]  # the bias, then one filter tap at a time
+        for i in range(cfg.filter_rows):
+            for j in range(cfg.filter_cols):
+                detail += padded[:, i:i + h, j:j + w] * bank.weights[:, i * cfg.filter_cols + j][buckets]
         out[begin:begin + chunk] = part + detail
     return out
