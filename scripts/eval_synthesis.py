@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import synth_data as sd  # noqa: E402
 import torch  # noqa: E402
+import train_synthesis  # noqa: E402
 
 from napari_brain_dl.core.image_metrics import dice, image_scores  # noqa: E402
 from napari_brain_dl.core.models.synthnet import TARGETS, run_network  # noqa: E402
@@ -56,7 +57,7 @@ def load_net(folder: Path) -> tuple[torch.nn.Module, dict[str, list[float]] | No
     from napari_brain_dl.core.models.card import ModelCard
     from napari_brain_dl.core.models.loaders import load_model
 
-    card = ModelCard.from_file(folder / "synth-mri.yaml")
+    card = ModelCard.from_file(folder / train_synthesis.CARD_FILE)
     ref = card.output["reference_quantiles"] if card.architecture.get("residual") else None
     return (
         load_model(card, "cpu", trusted=True).module,
@@ -186,7 +187,7 @@ def fold_training(work: Path) -> dict[str, Any]:
 
     out = {}
     for k in range(len(sd.FOLDS)):
-        card = work / f"fold{k}" / "synth-mri.yaml"
+        card = work / f"fold{k}" / train_synthesis.CARD_FILE
         if card.is_file():
             run = yaml.safe_load(card.read_text())["training"]
             out[f"fold{k}"] = {"steps": run["steps"], "minutes": run["minutes"]}
@@ -295,10 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.train:
-        import train_synthesis
-
-        weights = f"fold{args.fold}/{train_synthesis.MODEL_ID}.safetensors"
-        init = ["--init", str(args.init_work / weights)] if args.init_work else []
+        first_stage = args.init_work / f"fold{args.fold}" if args.init_work else None
+        init = ["--init", str(first_stage / train_synthesis.WEIGHTS_FILE)] if first_stage else []
         train_synthesis.main(
             [
                 *(["--residual"] if args.residual else []),

@@ -72,6 +72,8 @@ def coarse(subject: sd.Subject, spacing: float = SPACING) -> sd.Subject:
 
 
 MODEL_ID = "synth-mri"
+CARD_FILE = f"{MODEL_ID}.yaml"
+WEIGHTS_FILE = f"{MODEL_ID}.safetensors"
 
 
 class Sampler:
@@ -265,7 +267,7 @@ def write_card(
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """The ``synth-mri`` card next to its weights (metrics kept from an existing card if not given)."""
-    path = out / f"{MODEL_ID}.yaml"
+    path = out / CARD_FILE
     old = yaml.safe_load(path.read_text()) if path.is_file() else {}
     card: dict[str, Any] = {
         "id": MODEL_ID,
@@ -298,7 +300,7 @@ def write_card(
             "features": list(FEATURES),
             "residual": info["residual"],
         },
-        "weights": {"file": f"{MODEL_ID}.safetensors", "sha256": info["sha256"], "format": "safetensors"},
+        "weights": {"file": WEIGHTS_FILE, "sha256": info["sha256"], "format": "safetensors"},
         "trusted": True,
         "inference": {"mode": "whole", "crop": "head", "flips": True},
         "license": (
@@ -381,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         log=lambda s: print(s, flush=True),
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    info["sha256"] = save_weights(net, args.out / f"{MODEL_ID}.safetensors")
+    info["sha256"] = save_weights(net, args.out / WEIGHTS_FILE)
     command = "OMP_NUM_THREADS=1 python scripts/train_synthesis.py " + " ".join(argv or sys.argv[1:])
     if args.init is not None:
         command = after_first_stage(args.init.with_suffix(".yaml"), info, command)

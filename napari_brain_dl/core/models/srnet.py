@@ -357,6 +357,7 @@ def apply_filter_bank(bank: FilterBank, stack: np.ndarray, phase: np.ndarray, *,
     """
 
     cfg = bank.settings
+    taps = np.ascontiguousarray(bank.weights.T)  # one row per filter tap, the bias last
     out = np.empty(stack.shape, np.float32)
     for begin in range(0, stack.shape[0], chunk):
         check(cancel)
@@ -365,9 +366,9 @@ def apply_filter_bank(bank: FilterBank, stack: np.ndarray, phase: np.ndarray, *,
         buckets = np.broadcast_to(buckets, part.shape)
         padded = _padded(part, cfg)
         h, w = part.shape[1:]
-        detail = bank.weights[:, -1][buckets]  # the bias, then one filter tap at a time
+        detail = taps[-1][buckets]  # the bias, then one filter tap at a time
         for i in range(cfg.filter_rows):
             for j in range(cfg.filter_cols):
-                detail += padded[:, i:i + h, j:j + w] * bank.weights[:, i * cfg.filter_cols + j][buckets]
+                detail += padded[:, i:i + h, j:j + w] * taps[i * cfg.filter_cols + j][buckets]
         out[begin:begin + chunk] = part + detail
     return out
